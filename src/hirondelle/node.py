@@ -1,0 +1,153 @@
+"""One node: every listener of the configuration in one asyncio process.
+
+Each listener binds its socket first (so port 0 resolves to a real port), starts
+accepting, and only then is announced with ``listening NAME HOST:PORT``: a script that
+waits for that line can connect at once.
+
+Protocol front ends register here as they are built; a listener configured for a front
+end this version does not have is refused at start-up with a clear message rather than
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+
+from hirondelle import tls
+from hirondelle.config import Endpoint, Settings
+from hirondelle.services import Services, open_services
+from hirondelle.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+# Listener names whose front end exists in this version, and whether they speak TLS
+# from the first byte.
+IMPLEMENTED = {"http": False, "https": True}
+
+
+class ListenerUnavailable(Exception):
+    pass
+
+
+@dataclass
+class Listener:
+    name: str
+    host: str
+    port: int
+    stop: Callable[[], Awaitable[None]]
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def bind(endpoint: Endpoint) -> socket.socket:
+    """A listening TCP socket for ``endpoint`` (IPv6 when the host is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((endpoint.host, endpoint.port))
+        sock.listen(512)
+        sock.setblocking(False)
+    except OSError as error:
+        sock.close()
+        raise ListenerUnavailable(f"cannot listen on {endpoint}: {error.strerror or error}") from None
+    return sock
+
+
+class Node:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: Services | None = None
+        self.listeners: list[Listener] = []
+        self._stopping = asyncio.Event()
+
+    def check_listeners(self) -> None:
+        missing = [name for name in self.settings.listen.enabled() if name not in IMPLEMENTED]
+        if missing:
+            raise ListenerUnavailable(
+                "this version of Hirondelle has no "
+                + ", ".join(missing)
+                + " server yet; remove "
+                + ("that key" if len(missing) == 1 else "those keys")
+                + " from [listen]"
+            )
+
+    async def start(self, *, announce: Callable[[Listener], None] = lambda _listener: None) -> None:
+        self.check_listeners()
+        self.services = open_services(self.settings)
+        try:
+            server_tls: ssl.SSLContext | None = None
+            enabled = self.settings.listen.enabled()
+            if any(IMPLEMENTED[name] for name in enabled):
+                server_tls = tls.server_context_from_settings(self.settings)
+            sockets = {name: bind(endpoint) for name, endpoint in enabled.items()}
+            addresses = {name: _address(sock) for name, sock in sockets.items()}
+            app = create_app(self.services, listeners=addresses)
+            for name, sock in sockets.items():
+                listener = await _start_http(name, sock, app, server_tls if IMPLEMENTED[name] else None)
+                self.listeners.append(listener)
+                announce(listener)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        for listener in reversed(self.listeners):
+            try:
+                await listener.stop()
+            except Exception:
+                log.exception("stopping %s", listener.name)
+        self.listeners.clear()
+        if self.services is not None:
+            self.services.close()
+            self.services = None
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stopping.set)
+        try:
+            await self._stopping.wait()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+            await self.stop()
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _start_http(
+    name: str, sock: socket.socket, app: Starlette, context: ssl.SSLContext | None
+) -> Listener:
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, proxy_headers=False)
+    config.load()
+    # The one TLS policy of hirondelle.tls, not uvicorn's own defaults.
+    config.ssl = context
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)
+    await server.startup(sockets=[sock])
+    main_loop = asyncio.create_task(server.main_loop())
+
+    async def stop() -> None:
+        server.should_exit = True
+        await main_loop
+        await server.shutdown(sockets=[sock])
+        sock.close()
+
+    host, port = sock.getsockname()[:2]
+    return Listener(name=name, host=host, port=port, stop=stop)

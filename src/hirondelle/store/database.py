@@ -1,0 +1,356 @@
+"""The SQL engine and the threads that run store work off the event loop.
+
+Store work is written as plain synchronous functions over a SQLAlchemy Core connection
+(one function = one transaction = usually one or two statements) and handed to
+:meth:`Database.read` or :meth:`Database.write`, which run it on worker threads and
+return to the event loop with the result. The loop never waits on a disk or a socket to
+the database, and a function runs with one thread hop, not one hop per statement as an
+async driver would need.
+
+Writes on SQLite go through a single writer thread that practises **group commit**: the
+writes waiting when it becomes free are run together in one ``BEGIN IMMEDIATE``
+transaction, each inside a SAVEPOINT so that one failing does not undo the others, and
+share one COMMIT and so one fsync. A caller's ``await`` returns only after that commit,
+which is what lets SMTP answer 250 and IMAP answer OK to APPEND only once the data is
+durable. On PostgreSQL every write is its own transaction on a small pool of threads;
+the server groups concurrent commits itself.
+
+Writers serialise per account by bumping ``accounts.modseq`` first
+(:meth:`WriteContext.next_modseq`): on PostgreSQL that row lock orders concurrent
+transactions of one account, so modseqs are committed in increasing order; on SQLite
+there is only one writer. After commit, the changes are published on the notification
+bus, in the loop, in modseq order per account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from hirondelle.store import schema
+from hirondelle.store.notifications import Change, NotificationBus
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How many queued writes one SQLite transaction may take at once: enough to amortise the
+# fsync, small enough that one slow batch does not delay the first caller much.
+GROUP_COMMIT_MAX = 256
+
+
+def now_us() -> int:
+    """Current time as integer microseconds since the epoch, the store's timestamp unit."""
+    return time.time_ns() // 1000
+
+
+@dataclass
+class WriteContext:
+    """What a write function receives: the connection, inside its transaction, and the
+    account counters it has bumped (at most once per account per write)."""
+
+    conn: Connection
+    _modseqs: dict[int, int] = field(default_factory=dict)
+    _kinds: dict[int, set[str]] = field(default_factory=dict)
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def next_modseq(self, account_id: int) -> int:
+        """The modseq of this write for ``account_id``: bumped once, on first use.
+
+        DESIGN.md "The change journal": every change to anything the account owns
+        happens in one transaction that bumps the counter and appends journal rows.
+        """
+        modseq = self._modseqs.get(account_id)
+        if modseq is None:
+            row = self.conn.execute(
+                sa.update(schema.accounts)
+                .where(schema.accounts.c.id == account_id)
+                .values(modseq=schema.accounts.c.modseq + 1)
+                .returning(schema.accounts.c.modseq)
+            ).first()
+            if row is None:
+                raise LookupError(f"no account with id {account_id}")
+            modseq = int(row[0])
+            self._modseqs[account_id] = modseq
+        return modseq
+
+    def journal(
+        self,
+        account_id: int,
+        kind: str,
+        object_id: int,
+        change: str,
+        *,
+        container_id: int | None = None,
+    ) -> int:
+        """Append one journal row at this write's modseq; returns the modseq."""
+        modseq = self.next_modseq(account_id)
+        self.conn.execute(
+            schema.journal.insert().values(
+                account_id=account_id,
+                modseq=modseq,
+                kind=kind,
+                object_id=object_id,
+                container_id=container_id,
+                change=change,
+            )
+        )
+        self._kinds.setdefault(account_id, set()).add(kind)
+        return modseq
+
+    def journal_many(self, account_id: int, rows: list[dict[str, Any]]) -> int:
+        """Append several journal rows (dicts with kind, object_id, change and optionally
+        container_id) in one statement."""
+        modseq = self.next_modseq(account_id)
+        if rows:
+            self.conn.execute(
+                schema.journal.insert(),
+                [
+                    {
+                        "account_id": account_id,
+                        "modseq": modseq,
+                        "container_id": None,
+                        **row,
+                    }
+                    for row in rows
+                ],
+            )
+            kinds = self._kinds.setdefault(account_id, set())
+            kinds.update(str(row["kind"]) for row in rows)
+        return modseq
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` (in the event loop) once the transaction has committed."""
+        self._after_commit.append(callback)
+
+    def changes(self) -> list[Change]:
+        return [
+            Change(
+                account_id=account_id,
+                modseq=modseq,
+                kinds=frozenset(self._kinds.get(account_id, ())),
+            )
+            for account_id, modseq in sorted(self._modseqs.items())
+        ]
+
+
+@dataclass
+class _PendingWrite:
+    function: Callable[[WriteContext], Any]
+    future: Future[tuple[Any, WriteContext]]
+
+
+class Database:
+    """One SQL database (SQLite file or PostgreSQL), with reader and writer threads."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        bus: NotificationBus | None = None,
+        sqlite_synchronous: str = "full",
+        readers: int = 4,
+    ) -> None:
+        self.url = sa.make_url(url)
+        self.dialect = self.url.get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        self.bus = bus if bus is not None else NotificationBus()
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-read")
+        self._closed = False
+        if self.dialect == "sqlite":
+            self.read_engine = self._sqlite_engine(
+                begin="BEGIN", synchronous=sqlite_synchronous, pool_size=readers
+            )
+            self.write_engine = self._sqlite_engine(
+                begin="BEGIN IMMEDIATE", synchronous=sqlite_synchronous, pool_size=1
+            )
+            self._write_queue: queue.SimpleQueue[_PendingWrite | None] = queue.SimpleQueue()
+            self._writer_thread: threading.Thread | None = threading.Thread(
+                target=self._sqlite_writer, name="store-write", daemon=True
+            )
+            self._writer_thread.start()
+            self._writers: ThreadPoolExecutor | None = None
+        else:
+            url_pg = self.url.set(drivername="postgresql+psycopg")
+            engine = sa.create_engine(url_pg, pool_size=readers + 4, max_overflow=4, pool_pre_ping=True)
+            self.read_engine = engine
+            self.write_engine = engine
+            self._writer_thread = None
+            self._writers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store-write")
+
+    # -- engines -------------------------------------------------------------------
+
+    def _sqlite_engine(self, *, begin: str, synchronous: str, pool_size: int) -> Engine:
+        engine = sa.create_engine(
+            self.url,
+            pool_size=pool_size,
+            max_overflow=0,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event below issue BEGIN itself, so that the writer's
+            # transactions take the write lock up front (BEGIN IMMEDIATE) instead of
+            # failing with SQLITE_BUSY when a deferred transaction tries to upgrade.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk when it returns (WAL + NORMAL may lose the last
+            # transactions on power loss, which "nothing accepted is lost" forbids).
+            cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql(begin)
+
+        return engine
+
+    # -- running work --------------------------------------------------------------
+
+    async def read(self, function: Callable[[Connection], T]) -> T:
+        """Run ``function(conn)`` in a read transaction (a consistent snapshot) on a
+        reader thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._run_read, function)
+
+    def _run_read(self, function: Callable[[Connection], T]) -> T:
+        with self.read_engine.connect() as conn, conn.begin():
+            return function(conn)
+
+    def read_sync(self, function: Callable[[Connection], T]) -> T:
+        """The same as :meth:`read`, for code that is not in an event loop (the CLI)."""
+        return self._run_read(function)
+
+    async def write(self, function: Callable[[WriteContext], T]) -> T:
+        """Run ``function(ctx)`` in a write transaction; return after it is durable.
+
+        The changes it journaled are published on the bus after the commit.
+        """
+        future = self._submit_write(function)
+        result, ctx = await asyncio.wrap_future(future)
+        self._after_commit(ctx)
+        return result  # type: ignore[no-any-return]
+
+    def write_sync(self, function: Callable[[WriteContext], T]) -> T:
+        """The same as :meth:`write`, for code that is not in an event loop (the CLI).
+        Notifications are not published: no session lives in this process."""
+        result, _ctx = self._submit_write(function).result()
+        return result  # type: ignore[no-any-return]
+
+    def _submit_write(self, function: Callable[[WriteContext], Any]) -> Future[tuple[Any, WriteContext]]:
+        if self._closed:
+            raise RuntimeError("database is closed")
+        future: Future[tuple[Any, WriteContext]] = Future()
+        if self._writers is not None:
+            self._writers.submit(self._run_one_write, function, future)
+        else:
+            self._write_queue.put(_PendingWrite(function, future))
+        return future
+
+    def _after_commit(self, ctx: WriteContext) -> None:
+        for callback in ctx._after_commit:
+            try:
+                callback()
+            except Exception:  # a failed hook must not turn a committed write into an error
+                log.exception("after-commit callback failed")
+        for change in ctx.changes():
+            self.bus.publish(change)
+
+    def _run_one_write(
+        self, function: Callable[[WriteContext], Any], future: Future[tuple[Any, WriteContext]]
+    ) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            with self.write_engine.connect() as conn, conn.begin():
+                ctx = WriteContext(conn)
+                result = function(ctx)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result((result, ctx))
+
+    def _sqlite_writer(self) -> None:
+        """The SQLite writer thread: group commit of whatever writes are waiting."""
+        while True:
+            first = self._write_queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < GROUP_COMMIT_MAX:
+                try:
+                    item = self._write_queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._write_queue.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[_PendingWrite]) -> None:
+        live = [item for item in batch if item.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        outcomes: list[tuple[_PendingWrite, Any, WriteContext | None, BaseException | None]] = []
+        try:
+            with self.write_engine.connect() as conn, conn.begin():
+                for item in live:
+                    savepoint = conn.begin_nested() if len(live) > 1 else None
+                    item_ctx = WriteContext(conn)
+                    try:
+                        result = item.function(item_ctx)
+                    except Exception as exc:
+                        if savepoint is not None:
+                            savepoint.rollback()
+                            outcomes.append((item, None, None, exc))
+                            continue
+                        raise
+                    if savepoint is not None:
+                        savepoint.commit()
+                    outcomes.append((item, result, item_ctx, None))
+        except BaseException as exc:
+            # The transaction itself failed (or the only write in it raised): nothing of
+            # the batch is committed, so every caller gets an error.
+            for item in live:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        for item, result, ctx, error in outcomes:
+            if error is not None:
+                item.future.set_exception(error)
+            else:
+                assert ctx is not None
+                item.future.set_result((result, ctx))
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer_thread is not None:
+            self._write_queue.put(None)
+            self._writer_thread.join()
+        if self._writers is not None:
+            self._writers.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self.read_engine.dispose()
+        if self.write_engine is not self.read_engine:
+            self.write_engine.dispose()

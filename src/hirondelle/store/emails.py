@@ -1,0 +1,506 @@
+"""Emails, their membership in mailboxes, keywords, threads and quota accounting.
+
+DESIGN.md "Mail model": an email is immutable content (a blob) plus metadata; it may be
+in several mailboxes, each membership with its own UID (RFC 9051 §2.3.1.1: strictly
+ascending within a mailbox, never reused under one UIDVALIDITY) and modseq (RFC 7162
+§3.1.1). Every change writes journal rows at the account's new modseq:
+
+==================  =========================================  =============================
+journal kind        object_id / container_id                   read by
+==================  =========================================  =============================
+``Email``           email id / --                              JMAP Email/changes
+``Thread``          thread id / --                             JMAP Thread/changes
+``Mailbox``         mailbox id / --                            JMAP Mailbox/changes (counts)
+``MailboxMessage``  UID / mailbox id                           IMAP CONDSTORE/QRESYNC
+==================  =========================================  =============================
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hirondelle.errors import Reason, Refused
+from hirondelle.mime import ParsedMessage
+from hirondelle.store import schema, search
+from hirondelle.store.blobs import BlobRef
+from hirondelle.store.database import WriteContext, now_us
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEmail:
+    email_id: int
+    thread_id: int
+    modseq: int
+    uids: dict[int, int]  # mailbox id -> UID
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """One row of a selected mailbox's compact view (DESIGN.md "Hot paths")."""
+
+    uid: int
+    modseq: int
+    email_id: int
+    keywords: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordChange:
+    email_id: int
+    keywords: frozenset[str]
+    modseq: int
+
+
+def serialize_keywords(keywords: Iterable[str]) -> str:
+    return " ".join(sorted(set(keywords)))
+
+
+def parse_keywords(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def structure_document(parsed: ParsedMessage) -> str:
+    """What ``emails.structure`` keeps of a parse: JSON for JMAP and section FETCH."""
+
+    def addresses(values: Sequence[object]) -> list[dict[str, str | None]]:
+        return [{"name": a.name, "email": a.email} for a in values]  # type: ignore[attr-defined]
+
+    return json.dumps(
+        {
+            "from": addresses(parsed.from_),
+            "sender": addresses(parsed.sender),
+            "replyTo": addresses(parsed.reply_to),
+            "to": addresses(parsed.to),
+            "cc": addresses(parsed.cc),
+            "bcc": addresses(parsed.bcc),
+            "messageId": list(parsed.message_id),
+            "inReplyTo": list(parsed.in_reply_to),
+            "references": list(parsed.references),
+            "bodyStructure": parsed.jmap_body_structure,
+            "textBody": list(parsed.text_body),
+            "htmlBody": list(parsed.html_body),
+            "attachments": list(parsed.attachments),
+            "parts": [
+                [
+                    p.section,
+                    p.header_start,
+                    p.body_start,
+                    p.end,
+                    p.content_type,
+                    p.transfer_encoding,
+                    p.is_multipart,
+                    p.is_message,
+                ]
+                for p in parsed.parts
+            ],
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _sort_address(values: Sequence[object]) -> str:
+    """RFC 5256 §3 SORT FROM/TO/CC key: the first address's mailbox, lowercased."""
+    for address in values:
+        email = getattr(address, "email", "")
+        if email:
+            return str(email).split("@", 1)[0].lower()
+    return ""
+
+
+def search_document(parsed: ParsedMessage) -> search.SearchDocument:
+    people = []
+    for group in (parsed.from_, parsed.sender, parsed.reply_to, parsed.to, parsed.cc, parsed.bcc):
+        for address in group:
+            people.append(f"{address.name or ''} {address.email}")
+    attachment_names = [p.filename for p in parsed.parts if p.filename]
+    return search.SearchDocument(
+        subject=parsed.subject,
+        participants=" ".join(people),
+        body=parsed.search_text,
+        attachments=" ".join(attachment_names),
+    )
+
+
+def _upsert_blob(conn: Connection, blob: BlobRef) -> None:
+    updated = conn.execute(
+        schema.blobs.update()
+        .where(schema.blobs.c.hash == blob.hash)
+        .values(refcount=schema.blobs.c.refcount + 1, unreferenced_since=None)
+    ).rowcount
+    if not updated:
+        conn.execute(
+            schema.blobs.insert().values(hash=blob.hash, size=blob.size, refcount=1, unreferenced_since=None)
+        )
+
+
+def release_blobs(conn: Connection, hashes: Iterable[str]) -> None:
+    """One reference fewer to each blob (a hash may appear several times)."""
+    counts: dict[str, int] = defaultdict(int)
+    for blob_hash in hashes:
+        counts[blob_hash] += 1
+    now = now_us()
+    for blob_hash, count in counts.items():
+        conn.execute(
+            schema.blobs.update()
+            .where(schema.blobs.c.hash == blob_hash)
+            .values(
+                refcount=schema.blobs.c.refcount - count,
+                unreferenced_since=sa.case((schema.blobs.c.refcount - count <= 0, now), else_=None),
+            )
+        )
+
+
+def _thread_for(conn: Connection, account_id: int, parsed: ParsedMessage) -> int | None:
+    """The thread of any message this one refers to (References, In-Reply-To), or of an
+    earlier copy with the same Message-ID."""
+    ids = [*parsed.references, *parsed.in_reply_to, *parsed.message_id]
+    ids = [i for i in ids if i and len(i) <= 998]
+    if not ids:
+        return None
+    return conn.execute(
+        sa.select(schema.message_ids.c.thread_id)
+        .where(schema.message_ids.c.account_id == account_id, schema.message_ids.c.message_id.in_(ids))
+        .limit(1)
+    ).scalar()
+
+
+def insert_email(
+    ctx: WriteContext,
+    *,
+    account_id: int,
+    mailbox_ids: Sequence[int],
+    parsed: ParsedMessage,
+    blob: BlobRef,
+    keywords: Iterable[str] = (),
+    received_at: int | None = None,
+    enforce_quota: bool = True,
+) -> StoredEmail:
+    """Add a message to one or more of the account's mailboxes, in the caller's
+    transaction. Raises Refused(OVER_QUOTA) or Refused(NOT_FOUND) (unknown mailbox)."""
+    if not mailbox_ids:
+        raise ValueError("an email must be in at least one mailbox")
+    conn = ctx.conn
+    # The quota check comes before anything is written, so a refusal leaves the
+    # transaction untouched and other recipients of the same delivery go on. On
+    # PostgreSQL two concurrent deliveries may both pass it: a quota is exceeded by at
+    # most the messages in flight, as with Dovecot.
+    quota_row = conn.execute(
+        sa.select(schema.accounts.c.used_bytes, schema.accounts.c.quota_bytes).where(
+            schema.accounts.c.id == account_id
+        )
+    ).first()
+    if quota_row is None:
+        raise Refused(Reason.NOT_FOUND, "no such account")
+    used, quota = quota_row
+    if enforce_quota and quota is not None and used + blob.size > quota:
+        raise Refused(Reason.OVER_QUOTA, "mailbox is over quota")
+    modseq = ctx.next_modseq(account_id)  # takes the account's row lock on PostgreSQL
+    _upsert_blob(conn, blob)
+    existing_thread = _thread_for(conn, account_id, parsed)
+    e = schema.emails
+    email_id = conn.execute(
+        e.insert()
+        .values(
+            account_id=account_id,
+            blob_hash=blob.hash,
+            size=blob.size,
+            received_at=received_at if received_at is not None else now_us(),
+            sent_at=int(parsed.sent_at.timestamp() * 1_000_000) if parsed.sent_at else None,
+            keywords=serialize_keywords(keywords),
+            thread_id=existing_thread or 0,
+            modseq=modseq,
+            created_modseq=modseq,
+            subject=parsed.subject,
+            sort_subject=parsed.thread_subject,
+            sort_from=_sort_address(parsed.from_),
+            sort_to=_sort_address(parsed.to),
+            sort_cc=_sort_address(parsed.cc),
+            message_id=parsed.message_id[0] if parsed.message_id else None,
+            preview=parsed.preview,
+            has_attachment=parsed.has_attachment,
+            envelope=parsed.envelope,
+            body_structure=parsed.body_structure,
+            body=parsed.body,
+            header_end=parsed.header_end,
+            structure=structure_document(parsed),
+        )
+        .returning(e.c.id)
+    ).scalar_one()
+    thread_id = existing_thread or email_id
+    if existing_thread is None:
+        conn.execute(e.update().where(e.c.id == email_id).values(thread_id=thread_id))
+    own_ids = [i for i in dict.fromkeys(parsed.message_id) if i and len(i) <= 998]
+    if own_ids:
+        known = set(
+            conn.execute(
+                sa.select(schema.message_ids.c.message_id).where(
+                    schema.message_ids.c.account_id == account_id,
+                    schema.message_ids.c.message_id.in_(own_ids),
+                )
+            ).scalars()
+        )
+        new = [i for i in own_ids if i not in known]
+        if new:
+            conn.execute(
+                schema.message_ids.insert(),
+                [{"account_id": account_id, "message_id": i, "thread_id": thread_id} for i in new],
+            )
+    uids: dict[int, int] = {}
+    journal_rows: list[dict[str, object]] = [
+        {"kind": "Email", "object_id": email_id, "change": "created"},
+        {
+            "kind": "Thread",
+            "object_id": thread_id,
+            "change": "updated" if existing_thread else "created",
+        },
+    ]
+    for mailbox_id in dict.fromkeys(mailbox_ids):
+        uid = _allocate_uid(conn, account_id, mailbox_id, modseq)
+        uids[mailbox_id] = uid
+        journal_rows.append(
+            {
+                "kind": "MailboxMessage",
+                "object_id": uid,
+                "container_id": mailbox_id,
+                "change": "created",
+            }
+        )
+        journal_rows.append({"kind": "Mailbox", "object_id": mailbox_id, "change": "updated"})
+    conn.execute(
+        schema.mailbox_messages.insert(),
+        [{"mailbox_id": m, "uid": u, "email_id": email_id, "modseq": modseq} for m, u in uids.items()],
+    )
+    conn.execute(
+        schema.accounts.update()
+        .where(schema.accounts.c.id == account_id)
+        .values(used_bytes=schema.accounts.c.used_bytes + blob.size)
+    )
+    search.index_email(conn, email_id=email_id, account_id=account_id, document=search_document(parsed))
+    ctx.journal_many(account_id, journal_rows)
+    return StoredEmail(email_id=email_id, thread_id=thread_id, modseq=modseq, uids=uids)
+
+
+def _allocate_uid(conn: Connection, account_id: int, mailbox_id: int, modseq: int) -> int:
+    """Take the mailbox's next UID; the UPDATE locks the mailbox row until commit, so
+    concurrent writers on PostgreSQL can never get the same UID."""
+    mb = schema.mailboxes
+    uidnext = conn.execute(
+        mb.update()
+        .where(mb.c.id == mailbox_id, mb.c.account_id == account_id)
+        .values(uidnext=mb.c.uidnext + 1, highest_modseq=modseq)
+        .returning(mb.c.uidnext)
+    ).scalar()
+    if uidnext is None:
+        raise Refused(Reason.NOT_FOUND, "no such mailbox")
+    return int(uidnext) - 1
+
+
+def list_messages(conn: Connection, mailbox_id: int) -> list[MessageView]:
+    """UID, modseq, email id and keywords of every message, in UID order: one query,
+    the data a selected IMAP mailbox keeps in memory."""
+    mm, e = schema.mailbox_messages, schema.emails
+    rows = conn.execute(
+        sa.select(mm.c.uid, mm.c.modseq, mm.c.email_id, e.c.keywords)
+        .join(e, e.c.id == mm.c.email_id)
+        .where(mm.c.mailbox_id == mailbox_id)
+        .order_by(mm.c.uid)
+    )
+    return [MessageView(uid, modseq, email_id, keywords) for uid, modseq, email_id, keywords in rows]
+
+
+def set_keywords(
+    ctx: WriteContext,
+    *,
+    account_id: int,
+    email_ids: Iterable[int],
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    replace: Iterable[str] | None = None,
+) -> list[KeywordChange]:
+    """Change keywords of the account's emails; returns only the emails that changed.
+
+    Bumps the modseq of the email and of each of its memberships, and journals the
+    changes (a ``Mailbox`` update too when ``$seen`` changed, since unread counts did).
+    """
+    conn = ctx.conn
+    e, mm = schema.emails, schema.mailbox_messages
+    ids = list(dict.fromkeys(email_ids))
+    if not ids:
+        return []
+    rows = conn.execute(
+        sa.select(e.c.id, e.c.keywords).where(e.c.account_id == account_id, e.c.id.in_(ids))
+    ).all()
+    add_set, remove_set = set(add), set(remove)
+    replace_set = set(replace) if replace is not None else None
+    changed: list[tuple[int, frozenset[str], bool]] = []
+    for email_id, text in rows:
+        current = parse_keywords(text)
+        new = frozenset(replace_set) if replace_set is not None else (current | add_set) - remove_set
+        if new != current:
+            changed.append((email_id, new, ("$seen" in new) != ("$seen" in current)))
+    if not changed:
+        return []
+    modseq = ctx.next_modseq(account_id)
+    for email_id, new, _ in changed:
+        conn.execute(
+            e.update().where(e.c.id == email_id).values(keywords=serialize_keywords(new), modseq=modseq)
+        )
+    changed_ids = [email_id for email_id, _, _ in changed]
+    conn.execute(mm.update().where(mm.c.email_id.in_(changed_ids)).values(modseq=modseq))
+    memberships = conn.execute(
+        sa.select(mm.c.mailbox_id, mm.c.uid, mm.c.email_id).where(mm.c.email_id.in_(changed_ids))
+    ).all()
+    seen_changed = {email_id for email_id, _, flip in changed if flip}
+    journal_rows: list[dict[str, object]] = [
+        {"kind": "Email", "object_id": email_id, "change": "updated"} for email_id in changed_ids
+    ]
+    touched_mailboxes: set[int] = set()
+    for mailbox_id, uid, email_id in memberships:
+        journal_rows.append(
+            {
+                "kind": "MailboxMessage",
+                "object_id": uid,
+                "container_id": mailbox_id,
+                "change": "updated",
+            }
+        )
+        touched_mailboxes.add(mailbox_id)
+        if email_id in seen_changed:
+            journal_rows.append({"kind": "Mailbox", "object_id": mailbox_id, "change": "updated"})
+    _touch_mailboxes(conn, touched_mailboxes, modseq)
+    ctx.journal_many(account_id, _dedupe(journal_rows))
+    return [KeywordChange(email_id, new, modseq) for email_id, new, _ in changed]
+
+
+def remove_from_mailbox(
+    ctx: WriteContext, *, account_id: int, mailbox_id: int, uids: Iterable[int]
+) -> list[int]:
+    """Remove messages from a mailbox (IMAP EXPUNGE, MOVE's source side).
+
+    An email left in no mailbox is destroyed: its quota is released, its blob loses a
+    reference, it leaves the search index. Returns the UIDs actually removed.
+    """
+    conn = ctx.conn
+    mm, e = schema.mailbox_messages, schema.emails
+    uid_list = sorted(set(uids))
+    if not uid_list:
+        return []
+    owner = conn.execute(
+        sa.select(schema.mailboxes.c.account_id).where(schema.mailboxes.c.id == mailbox_id)
+    ).scalar()
+    if owner != account_id:
+        raise Refused(Reason.NOT_FOUND, "no such mailbox")
+    modseq = ctx.next_modseq(account_id)
+    removed: list[tuple[int, int]] = []
+    for chunk_start in range(0, len(uid_list), 500):
+        chunk = uid_list[chunk_start : chunk_start + 500]
+        removed.extend(
+            conn.execute(
+                sa.select(mm.c.uid, mm.c.email_id).where(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))
+            ).all()
+        )
+    if not removed:
+        return []
+    removed_uids = [uid for uid, _ in removed]
+    email_ids = [email_id for _, email_id in removed]
+    for chunk_start in range(0, len(removed_uids), 500):
+        conn.execute(
+            mm.delete().where(
+                mm.c.mailbox_id == mailbox_id,
+                mm.c.uid.in_(removed_uids[chunk_start : chunk_start + 500]),
+            )
+        )
+    still_filed = set(
+        conn.execute(sa.select(mm.c.email_id).where(mm.c.email_id.in_(email_ids)).distinct()).scalars()
+    )
+    orphans = [email_id for email_id in email_ids if email_id not in still_filed]
+    journal_rows: list[dict[str, object]] = [
+        {
+            "kind": "MailboxMessage",
+            "object_id": uid,
+            "container_id": mailbox_id,
+            "change": "destroyed",
+        }
+        for uid in removed_uids
+    ]
+    journal_rows.append({"kind": "Mailbox", "object_id": mailbox_id, "change": "updated"})
+    threads = dict(conn.execute(sa.select(e.c.id, e.c.thread_id).where(e.c.id.in_(email_ids))).all())
+    orphan_set = set(orphans)
+    for email_id in email_ids:
+        journal_rows.append(
+            {
+                "kind": "Email",
+                "object_id": email_id,
+                "change": "destroyed" if email_id in orphan_set else "updated",
+            }
+        )
+    if orphans:
+        _destroy_emails(conn, account_id, orphans)
+    thread_ids = set(threads.values())
+    living_threads = set(
+        conn.execute(
+            sa.select(e.c.thread_id)
+            .where(e.c.account_id == account_id, e.c.thread_id.in_(thread_ids))
+            .distinct()
+        ).scalars()
+    )
+    for thread_id in thread_ids:
+        change = "updated" if thread_id in living_threads else "destroyed"
+        journal_rows.append({"kind": "Thread", "object_id": thread_id, "change": change})
+    # Still-filed emails changed (their mailboxIds), so their modseq moves too.
+    filed = [email_id for email_id in email_ids if email_id in still_filed]
+    if filed:
+        conn.execute(e.update().where(e.c.id.in_(filed)).values(modseq=modseq))
+    _touch_mailboxes(conn, {mailbox_id}, modseq)
+    ctx.journal_many(account_id, _dedupe(journal_rows))
+    return removed_uids
+
+
+def _destroy_emails(conn: Connection, account_id: int, email_ids: list[int]) -> None:
+    e = schema.emails
+    rows = conn.execute(sa.select(e.c.blob_hash, e.c.size).where(e.c.id.in_(email_ids))).all()
+    freed = sum(size for _, size in rows)
+    search.remove_emails(conn, email_ids)
+    conn.execute(e.delete().where(e.c.id.in_(email_ids)))
+    conn.execute(
+        schema.accounts.update()
+        .where(schema.accounts.c.id == account_id)
+        .values(used_bytes=schema.accounts.c.used_bytes - freed)
+    )
+    release_blobs(conn, [blob_hash for blob_hash, _ in rows])
+
+
+def _touch_mailboxes(conn: Connection, mailbox_ids: set[int], modseq: int) -> None:
+    if mailbox_ids:
+        conn.execute(
+            schema.mailboxes.update()
+            .where(schema.mailboxes.c.id.in_(mailbox_ids))
+            .values(highest_modseq=modseq)
+        )
+
+
+def _dedupe(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    seen: set[tuple[object, ...]] = set()
+    unique = []
+    for row in rows:
+        key = (row["kind"], row["object_id"], row.get("container_id"), row["change"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(row)
+    return unique
+
+
+def email_row(conn: Connection, account_id: int, email_id: int) -> dict[str, object] | None:
+    row = conn.execute(
+        sa.select(schema.emails).where(
+            schema.emails.c.account_id == account_id, schema.emails.c.id == email_id
+        )
+    ).first()
+    return dict(row._mapping) if row is not None else None

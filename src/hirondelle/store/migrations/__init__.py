@@ -1,0 +1,1 @@
+"""Alembic migrations of the store schema (one set for SQLite and PostgreSQL)."""

@@ -1,0 +1,291 @@
+"""The relational schema: one set of tables for SQLite and PostgreSQL.
+
+This module is the *current* shape of the schema, used by queries. Migrations under
+``store/migrations/versions`` build it step by step; ``tests/store/test_migrations.py``
+checks that migrating from empty yields exactly these tables and indexes on both
+backends, so the two can never drift apart.
+
+Design notes (DESIGN.md "The change journal", "Mail model"):
+
+- ``accounts.modseq`` is the account's one monotonic counter. Every write bumps it once
+  and appends ``journal`` rows carrying the new value; every sync mechanism (IMAP
+  CONDSTORE/QRESYNC, JMAP /changes, WebDAV sync-collection) reads the journal.
+- An email is immutable content (a blob, addressed by SHA-256) plus metadata; it is a
+  member of one or more mailboxes, each membership (``mailbox_messages``) with its own
+  UID and modseq. Keywords belong to the email (JMAP semantics), stored in their JMAP
+  spelling (``$seen``, ``$flagged``, ``$answered``, ``$draft``, ``$deleted`` for IMAP's
+  ``\\Deleted``), space-separated, sorted.
+- Everything IMAP FETCH needs without a re-parse (ENVELOPE, BODYSTRUCTURE, BODY as IMAP
+  bytes, the MIME part map) is stored at ingest.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Timestamps are stored as integer microseconds since the epoch (UTC): identical on both
+# backends, totally ordered, and cheap to compare in indexes.
+Timestamp = sa.BigInteger
+
+domains = sa.Table(
+    "domains",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(253), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    # Protocol switches that new accounts of this domain start with.
+    sa.Column("default_imap", sa.Boolean, nullable=False, default=True),
+    sa.Column("default_pop3", sa.Boolean, nullable=False, default=False),
+    sa.Column("default_smtp", sa.Boolean, nullable=False, default=True),
+    sa.Column("default_dav", sa.Boolean, nullable=False, default=True),
+    sa.Column("default_web", sa.Boolean, nullable=False, default=True),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "domain_id",
+        sa.Integer,
+        sa.ForeignKey("domains.id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("address", sa.String(320), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(200), nullable=False, default=""),
+    sa.Column("password_hash", sa.String(200), nullable=True),
+    sa.Column("quota_bytes", sa.BigInteger, nullable=True),
+    sa.Column("used_bytes", sa.BigInteger, nullable=False, default=0),
+    sa.Column("allow_imap", sa.Boolean, nullable=False),
+    sa.Column("allow_pop3", sa.Boolean, nullable=False),
+    sa.Column("allow_smtp", sa.Boolean, nullable=False),
+    sa.Column("allow_dav", sa.Boolean, nullable=False),
+    sa.Column("allow_web", sa.Boolean, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    # Submission: save a copy in Sent (off by default: IMAP clients upload it themselves).
+    sa.Column("save_sent_copy", sa.Boolean, nullable=False, default=False),
+    # The change journal's counter and its compaction horizon: changes at or below
+    # journal_floor are gone, so a client whose state is older must resync.
+    sa.Column("modseq", sa.BigInteger, nullable=False, default=0),
+    sa.Column("journal_floor", sa.BigInteger, nullable=False, default=0),
+    # Bumped when the password (or anything that must end sessions) changes.
+    sa.Column("credentials_version", sa.Integer, nullable=False, default=0),
+    # The last UIDVALIDITY given to one of this account's mailboxes: a new mailbox gets a
+    # larger one even if a mailbox of the same name was deleted the same second.
+    sa.Column("last_uidvalidity", sa.BigInteger, nullable=False, default=0),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "domain_id",
+        sa.Integer,
+        sa.ForeignKey("domains.id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    # "local@domain", or "@domain" for the domain's catch-all.
+    sa.Column("address", sa.String(320), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+alias_targets = sa.Table(
+    "alias_targets",
+    metadata,
+    sa.Column(
+        "alias_id",
+        sa.Integer,
+        sa.ForeignKey("aliases.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("target", sa.String(320), primary_key=True),
+)
+
+mailboxes = sa.Table(
+    "mailboxes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Full hierarchical name, "/"-separated, NFC Unicode ("INBOX" for the inbox).
+    sa.Column("name", sa.String(1000), nullable=False),
+    sa.Column(
+        "parent_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    # SPECIAL-USE role in JMAP spelling: inbox, drafts, sent, trash, junk, archive.
+    sa.Column("role", sa.String(32), nullable=True),
+    sa.Column("uidvalidity", sa.BigInteger, nullable=False),
+    sa.Column("uidnext", sa.BigInteger, nullable=False, default=1),
+    sa.Column("subscribed", sa.Boolean, nullable=False, default=True),
+    sa.Column("sort_order", sa.Integer, nullable=False, default=0),
+    # Highest modseq of any change inside this mailbox (append, flags, expunge, rename):
+    # IMAP HIGHESTMODSEQ, and a cheap "has anything changed" check.
+    sa.Column("highest_modseq", sa.BigInteger, nullable=False, default=0),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("account_id", "name"),
+    sa.Index(
+        "ix_mailboxes_account_id_role",
+        "account_id",
+        "role",
+        unique=True,
+        sqlite_where=sa.text("role IS NOT NULL"),
+        postgresql_where=sa.text("role IS NOT NULL"),
+    ),
+)
+
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    # How many rows reference the blob; a blob whose count fell to zero is removed by the
+    # garbage collector only after a grace period, so a delivery racing with the sweep
+    # never loses its content.
+    sa.Column("refcount", sa.Integer, nullable=False, default=0),
+    sa.Column("unreferenced_since", Timestamp, nullable=True, index=True),
+)
+
+emails = sa.Table(
+    "emails",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("blob_hash", sa.String(64), sa.ForeignKey("blobs.hash"), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("received_at", Timestamp, nullable=False),
+    sa.Column("sent_at", Timestamp, nullable=True),
+    sa.Column("keywords", sa.Text, nullable=False, default=""),
+    sa.Column("thread_id", sa.BigInteger, nullable=False),
+    sa.Column("modseq", sa.BigInteger, nullable=False),
+    sa.Column("created_modseq", sa.BigInteger, nullable=False),
+    # Header-derived fields, decoded, for JMAP, SORT and the message list.
+    sa.Column("subject", sa.Text, nullable=False, default=""),
+    sa.Column("sort_subject", sa.Text, nullable=False, default=""),
+    sa.Column("sort_from", sa.Text, nullable=False, default=""),
+    sa.Column("sort_to", sa.Text, nullable=False, default=""),
+    sa.Column("sort_cc", sa.Text, nullable=False, default=""),
+    sa.Column("message_id", sa.Text, nullable=True),
+    sa.Column("preview", sa.Text, nullable=False, default=""),
+    sa.Column("has_attachment", sa.Boolean, nullable=False, default=False),
+    # Pre-rendered IMAP data and the part map (see mime.ParsedMessage).
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("body_structure", sa.LargeBinary, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("header_end", sa.Integer, nullable=False),
+    # JSON: addresses, message-id lists, part map, JMAP body structure.
+    sa.Column("structure", sa.Text, nullable=False),
+    sa.Index("ix_emails_account_id_received_at", "account_id", "received_at"),
+    sa.Index("ix_emails_account_id_thread_id", "account_id", "thread_id"),
+    sa.Index("ix_emails_blob_hash", "blob_hash"),
+)
+
+mailbox_messages = sa.Table(
+    "mailbox_messages",
+    metadata,
+    sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("uid", sa.BigInteger, primary_key=True),
+    sa.Column(
+        "email_id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.ForeignKey("emails.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Modseq of the last change to this message as seen in this mailbox (CONDSTORE).
+    sa.Column("modseq", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("mailbox_id", "email_id"),
+    sa.Index("ix_mailbox_messages_email_id", "email_id"),
+)
+
+# Message-ID -> thread, for threading at ingest (References / In-Reply-To).
+message_ids = sa.Table(
+    "message_ids",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("message_id", sa.String(998), primary_key=True),
+    sa.Column("thread_id", sa.BigInteger, nullable=False),
+)
+
+journal = sa.Table(
+    "journal",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("modseq", sa.BigInteger, nullable=False),
+    # What changed: "Mailbox", "Email", "Thread", "MailboxMessage" (object_id = UID,
+    # container_id = mailbox id, for IMAP VANISHED), later calendar and contact kinds.
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("object_id", sa.BigInteger, nullable=False),
+    sa.Column("container_id", sa.BigInteger, nullable=True),
+    # "created", "updated" or "destroyed".
+    sa.Column("change", sa.String(9), nullable=False),
+    sa.Index("ix_journal_account_id_kind_modseq", "account_id", "kind", "modseq"),
+    sa.Index(
+        "ix_journal_account_id_kind_container_id_modseq",
+        "account_id",
+        "kind",
+        "container_id",
+        "modseq",
+    ),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("at", Timestamp, nullable=False, index=True),
+    sa.Column("protocol", sa.String(16), nullable=False),
+    sa.Column("remote", sa.String(64), nullable=False, default=""),
+    sa.Column("client_id", sa.String(200), nullable=False, default=""),
+    # As typed by the client (lowercased); account_id only when it names an account.
+    sa.Column("address", sa.String(320), nullable=False, default=""),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False, default=""),
+    sa.Index("ix_audit_log_account_id_at", "account_id", "at"),
+)

@@ -1,0 +1,153 @@
+"""Full-text search of mail behind one small interface.
+
+SQLite: an FTS5 table (``email_search_fts``) whose rowid is the email id. PostgreSQL: a
+``tsvector`` per email with a GIN index (table ``email_search``), built with the
+``simple`` configuration (no stemming: an organisation writes in several languages, and
+IMAP SEARCH asks for substrings, not stems). Both are created by the migrations.
+
+Queries are word-prefix matches of every word given, which is what IMAP SEARCH TEXT/BODY/
+SUBJECT and JMAP ``text`` filters map to; the IMAP layer re-checks exact substring
+semantics on the candidates where RFC 9051 requires it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+# How much text of one message is indexed: enough for any real mail body, bounded so
+# that a 50 MB text attachment cannot make one index row enormous.
+MAX_INDEXED_CHARS = 1_000_000
+
+
+class Field(StrEnum):
+    SUBJECT = "subject"
+    PARTICIPANTS = "participants"  # From, To, Cc, Bcc names and addresses
+    BODY = "body"
+    ATTACHMENTS = "attachments"  # attachment file names
+
+
+# PostgreSQL tsvector weights stand for fields: A subject, B participants, C body,
+# D attachment names; a tsquery ``word:*B`` matches the word in participants only.
+_PG_WEIGHT = {Field.SUBJECT: "A", Field.PARTICIPANTS: "B", Field.BODY: "C", Field.ATTACHMENTS: "D"}
+
+_pg_metadata = sa.MetaData()
+pg_email_search = sa.Table(
+    "email_search",
+    _pg_metadata,
+    sa.Column("email_id", sa.BigInteger, primary_key=True),
+    sa.Column("account_id", sa.Integer, nullable=False),
+    sa.Column("document", postgresql.TSVECTOR, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDocument:
+    subject: str
+    participants: str
+    body: str
+    attachments: str
+
+
+def fold(text: str) -> str:
+    """Lowercase and strip diacritics (Genève -> geneve), the same for index and query,
+    so both backends match alike without a database extension."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(fold(text))
+
+
+def index_email(conn: Connection, *, email_id: int, account_id: int, document: SearchDocument) -> None:
+    body = document.body[:MAX_INDEXED_CHARS]
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            "INSERT INTO email_search_fts(rowid, account_id, subject, participants, body, attachments)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                email_id,
+                account_id,
+                document.subject,
+                document.participants,
+                body,
+                document.attachments,
+            ),
+        )
+        return
+    parts = [
+        ("A", fold(document.subject)),
+        ("B", fold(document.participants)),
+        ("C", fold(body)),
+        ("D", fold(document.attachments)),
+    ]
+
+    def weighted(weight: str, text: str) -> sa.ColumnElement[object]:
+        # The weight is one of our four constant letters (PostgreSQL's "char" type).
+        return sa.func.setweight(sa.func.to_tsvector("simple", text), sa.literal_column(f"'{weight}'"))
+
+    vector = weighted(*parts[0])
+    for weight, text in parts[1:]:
+        vector = vector.op("||")(weighted(weight, text))
+    conn.execute(pg_email_search.insert().values(email_id=email_id, account_id=account_id, document=vector))
+
+
+def remove_emails(conn: Connection, email_ids: list[int]) -> None:
+    if not email_ids:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            f"DELETE FROM email_search_fts WHERE rowid IN ({','.join('?' * len(email_ids))})",
+            tuple(email_ids),
+        )
+    else:
+        conn.execute(pg_email_search.delete().where(pg_email_search.c.email_id.in_(email_ids)))
+
+
+def remove_account(conn: Connection, account_id: int) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("DELETE FROM email_search_fts WHERE account_id = ?", (account_id,))
+    else:
+        conn.execute(pg_email_search.delete().where(pg_email_search.c.account_id == account_id))
+
+
+def matching_ids(
+    conn: Connection, *, account_id: int, text: str, fields: frozenset[Field] | None = None
+) -> sa.Select[int] | None:
+    """A SELECT of the ids of the account's emails whose ``fields`` (all when None) hold
+    every word of ``text`` as a word prefix; None when ``text`` has no word, which the
+    caller treats as "no constraint from the index"."""
+    query_words = words(text)
+    if not query_words:
+        return None
+    if conn.dialect.name == "sqlite":
+        # FTS5 query syntax: {col1 col2} : "word" * AND ... ; words are quoted, so no
+        # user text is ever read as FTS5 operators.
+        column_filter = ""
+        if fields:
+            column_filter = "{" + " ".join(sorted(f.value for f in fields)) + "} : "
+        fts_query = " AND ".join(f'{column_filter}"{w}" *' for w in query_words)
+        return (
+            sa.select(sa.column("rowid", sa.Integer))
+            .select_from(sa.table("email_search_fts"))
+            .where(
+                sa.text("email_search_fts MATCH :fts_query").bindparams(fts_query=fts_query),
+                sa.column("account_id") == account_id,
+            )
+        )
+    weights = "".join(sorted(_PG_WEIGHT[f] for f in fields)) if fields else ""
+    # to_tsquery input is built from \w+ words only, so it cannot carry operators.
+    tsquery = " & ".join(f"{w}:*{weights}" for w in query_words)
+    return sa.select(pg_email_search.c.email_id).where(
+        pg_email_search.c.account_id == account_id,
+        pg_email_search.c.document.op("@@")(sa.func.to_tsquery("simple", tsquery)),
+    )

@@ -111,6 +111,9 @@ def _decode_run(run: str) -> str:
     for char in text:
         if _is_direct(char):
             raise InvalidMailboxName("printable US-ASCII encoded in modified BASE64")
+        if char < "\x20" or "\x7f" <= char < "\xa0":
+            # RFC 6855 §3 / RFC 5198: names are Net-Unicode, without control characters.
+            raise InvalidMailboxName("control character in mailbox name")
     return text
 
 

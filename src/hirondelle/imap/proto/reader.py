@@ -47,9 +47,7 @@ _QUOTED_RE = re.compile(rb'"((?:[^"\\\r\n\x00]|\\["\\])*)"')
 _LITERAL_RE = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}")
 _NUMBER_RE = re.compile(rb"\d+")
 _DATE_RE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
-_DATE_TIME_RE = re.compile(
-    rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
-)
+_DATE_TIME_RE = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
 _UNESCAPE_RE = re.compile(rb"\\(.)")
 MONTHS = {
     b"JAN": 1, b"FEB": 2, b"MAR": 3, b"APR": 4, b"MAY": 5, b"JUN": 6,
@@ -112,9 +110,7 @@ class Reader:
         "utf8_names",
     )
 
-    def __init__(
-        self, lines: list[bytes], literals: list[Literal], *, utf8_names: bool = False
-    ) -> None:
+    def __init__(self, lines: list[bytes], literals: list[Literal], *, utf8_names: bool = False) -> None:
         self._lines = lines
         self._literals = literals
         self._index = 0

@@ -558,9 +558,7 @@ class FetchResponse:
             self._parts.append(b"{%d}\r\n" % len(data) + data)
         return self
 
-    def stream(
-        self, name: str, size: int, handle: object, *, binary: bool = False
-    ) -> FetchResponse:
+    def stream(self, name: str, size: int, handle: object, *, binary: bool = False) -> FetchResponse:
         """A body streamed later: announced now, its ``size`` octets from ``handle``.
 
         ``binary`` announces a literal8 (RFC 3516 §4.2: BINARY content may hold NUL).

@@ -128,7 +128,5 @@ def test_mailbox_names_through_the_parser(name: str) -> None:
     assert isinstance(select, c.Select)
     assert select.mailbox == mailbox_name.normalize_inbox(name)
     raw = name.encode("utf-8")
-    (select,) = [
-        e for e in CommandParser(utf8_names=True).feed(b"a SELECT {%d+}\r\n%s\r\n" % (len(raw), raw))
-    ]
+    (select,) = list(CommandParser(utf8_names=True).feed(b"a SELECT {%d+}\r\n%s\r\n" % (len(raw), raw)))
     assert isinstance(select, c.Select) and select.mailbox == mailbox_name.normalize_inbox(name)

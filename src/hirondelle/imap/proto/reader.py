@@ -49,6 +49,7 @@ _NUMBER_RE = re.compile(rb"\d+")
 _DATE_RE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
 _DATE_TIME_RE = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
 _UNESCAPE_RE = re.compile(rb"\\(.)")
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 MONTHS = {
     b"JAN": 1, b"FEB": 2, b"MAR": 3, b"APR": 4, b"MAY": 5, b"JUN": 6,
     b"JUL": 7, b"AUG": 8, b"SEP": 9, b"OCT": 10, b"NOV": 11, b"DEC": 12,
@@ -332,6 +333,9 @@ class Reader:
         """Mailbox name bytes to text: UTF-8 once enabled (RFC 6855 §3), else mUTF-7."""
         if self.utf8_names:
             name = self.text(raw, what)
+            if _CONTROL_RE.search(name):
+                # RFC 6855 §3 / RFC 5198: Net-Unicode, no control characters.
+                raise self.fail(f"{what.capitalize()} contains a control character")
         else:
             try:
                 name = mailbox_name.decode(raw.decode("ascii"))

@@ -21,12 +21,12 @@ large body is never in memory whole.
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from . import mailbox_name
+from .reader import ASTRING_RE as _ATOM_RE
 from .sequence_set import SequenceSet
 
 __all__ = [
@@ -87,7 +87,6 @@ RESPONSE_CODES = frozenset(
     }
 )
 
-_ATOM_RE = re.compile(rb"[!#$&'+\-.0-9:;<=>?@A-Z\[^_`a-z|}~]+")
 _CRLF = b"\r\n"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 #: Longest string sent quoted; longer ones go as literals.
@@ -253,7 +252,7 @@ class ResponseEncoder:
         """RFC 9051 §9 mailbox; RFC 3501 §5.1.3 modified UTF-7 unless UTF-8 is on."""
         if name.upper() == "INBOX":
             return b"INBOX"
-        return self.string(name if self.utf8 else mailbox_name.encode(name))
+        return self.astring(name if self.utf8 else mailbox_name.encode(name))
 
     # -- status responses ----------------------------------------------------------
 

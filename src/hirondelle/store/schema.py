@@ -285,7 +285,7 @@ audit_log = sa.Table(
         sa.ForeignKey("accounts.id", ondelete="SET NULL"),
         nullable=True,
     ),
-    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
     sa.Column("reason", sa.String(64), nullable=False, default=""),
     sa.Index("ix_audit_log_account_id_at", "account_id", "at"),
 )

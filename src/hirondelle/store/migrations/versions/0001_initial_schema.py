@@ -114,7 +114,7 @@ def upgrade() -> None:
         sa.Column("client_id", sa.String(length=200), nullable=False),
         sa.Column("address", sa.String(length=320), nullable=False),
         sa.Column("account_id", sa.Integer(), nullable=True),
-        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("outcome", sa.String(length=32), nullable=False),
         sa.Column("reason", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],

@@ -60,8 +60,9 @@ else
 fi
 
 say "ruff"
-.venv/bin/ruff check src tests bench scripts
-.venv/bin/ruff format --check src tests bench scripts
+lint_paths=(); for path in src tests bench scripts; do [ -e "$path" ] && lint_paths+=("$path"); done
+.venv/bin/ruff check "${lint_paths[@]}"
+.venv/bin/ruff format --check "${lint_paths[@]}"
 say "mypy --strict"
 .venv/bin/mypy
 say "configuration reference is up to date"

@@ -332,3 +332,27 @@ def test_enable_pauses_so_utf8_applies_to_the_next_command() -> None:
 def test_unexpected_literal(data: bytes) -> None:
     events = CommandParser().feed(data + b"b NOOP\r\n")
     assert summary(events) == [("error", "a"), ("Noop", "b")]
+
+
+def test_sasl_line_too_long_ends_the_exchange() -> None:
+    parser = CommandParser(max_line=50)
+    parser.feed(b"a AUTHENTICATE PLAIN\r\n")
+    parser.expect_sasl_response()
+    (err,) = parser.feed(b"A" * 100)
+    assert isinstance(err, ParseError) and err.message == "Line too long"
+    assert parser.paused
+    parser.resume()
+    assert summary(parser.feed(b"AAAA\r\nb NOOP\r\n")) == [("Noop", "b")]
+
+
+def test_compress_hands_over_the_buffer() -> None:
+    """RFC 4978 §3: what follows COMPRESS is compressed; the server inflates it."""
+    import zlib
+
+    parser = CommandParser()
+    deflate = zlib.compressobj(wbits=-15)
+    tail = deflate.compress(b"b NOOP\r\n") + deflate.flush(zlib.Z_SYNC_FLUSH)
+    events = parser.feed(b"a COMPRESS DEFLATE\r\n" + tail)
+    assert summary(events) == [("Compress", "a")]
+    inflate = zlib.decompressobj(wbits=-15)
+    assert summary(parser.feed(inflate.decompress(parser.take_buffer()))) == [("Noop", "b")]

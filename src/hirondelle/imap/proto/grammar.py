@@ -60,12 +60,12 @@ def parse_authenticate(r: Reader, tag: str) -> c.Authenticate:
     initial: bytes | None = None
     if r.try_sp():
         raw = r.rest_of_line()
-        initial = decode_base64(raw, r)
+        initial = decode_base64(raw)
     r.end()
     return c.Authenticate(tag=tag, mechanism=mechanism, initial_response=initial)
 
 
-def decode_base64(raw: bytes, r: Reader | None = None) -> bytes:
+def decode_base64(raw: bytes) -> bytes:
     """RFC 4959 §3 / RFC 9051 §6.2.2: base64 data, "=" standing for empty."""
     if raw == b"=":
         return b""

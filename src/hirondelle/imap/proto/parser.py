@@ -350,6 +350,9 @@ class CommandParser:
         return True
 
     def _line_too_long(self, events: list[Event], head: bytes) -> None:
+        if self._line_mode is _LineMode.SASL:
+            self._paused = True  # the server ends the AUTHENTICATE exchange
+        self._line_mode = _LineMode.COMMAND
         tag = self._tag
         name = self._name
         if not self._lines:

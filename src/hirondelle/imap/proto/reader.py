@@ -279,7 +279,8 @@ class Reader:
             return self.quoted()
         if char == 0x7B:
             value = self.literal()
-            assert isinstance(value, bytes)
+            if not isinstance(value, bytes):  # only message literals are streamed
+                raise self.fail(f"Expected {what}, got a message literal")
             return value
         raise self.fail(f"Expected {what} (quoted string or literal), got {self.context()!r}")
 

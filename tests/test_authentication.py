@@ -45,7 +45,9 @@ async def test_success_is_audited(gate: Services) -> None:
         ("not an address", PASSWORD, "unknown-account"),
     ],
 )
-async def test_failures_look_alike_to_the_client(gate: Services, address: str, password: str, reason: str) -> None:
+async def test_failures_look_alike_to_the_client(
+    gate: Services, address: str, password: str, reason: str
+) -> None:
     result = await gate.authenticator.authenticate(address, password, protocol="imap", remote="198.51.100.1")
     assert result.outcome is Outcome.FAILED
     assert result.account is None
@@ -81,7 +83,9 @@ async def test_jmap_obeys_the_web_switch(gate: Services) -> None:
 async def test_password_change_takes_effect(gate: Services) -> None:
     await gate.accounts.set_password("alice@example.test", "a new long password")
     assert not (await gate.authenticator.authenticate("alice@example.test", PASSWORD, protocol="imap")).ok
-    assert (await gate.authenticator.authenticate("alice@example.test", "a new long password", protocol="imap")).ok
+    assert (
+        await gate.authenticator.authenticate("alice@example.test", "a new long password", protocol="imap")
+    ).ok
 
 
 async def test_account_without_password_cannot_log_in(gate: Services) -> None:

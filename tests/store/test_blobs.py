@@ -30,7 +30,9 @@ async def test_put_is_content_addressed_and_deduplicated(store: FileBlobStore) -
     assert await store.get(first.hash) == data
 
 
-async def test_write_goes_through_fsync_then_rename(store: FileBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_write_goes_through_fsync_then_rename(
+    store: FileBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -50,7 +52,9 @@ async def test_write_goes_through_fsync_then_rename(store: FileBlobStore, monkey
     assert list((store.root / "tmp").iterdir()) == [], "no temporary file left behind"
 
 
-async def test_a_failed_write_leaves_nothing_visible(store: FileBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_failed_write_leaves_nothing_visible(
+    store: FileBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def failing_fsync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 

@@ -72,7 +72,9 @@ async def test_concurrent_writers_keep_uids_unique_and_modseqs_monotonic(
             assert outcome.stored is not None
             return outcome.stored.modseq
         if operation == "append":
-            stored = await services.mail.append(account_id=account.id, mailbox_id=box_id, raw=simple_message())
+            stored = await services.mail.append(
+                account_id=account.id, mailbox_id=box_id, raw=simple_message()
+            )
             return stored.modseq
         view = await services.database.read(lambda c: emails.list_messages(c, box_id))
         if not view:
@@ -87,7 +89,9 @@ async def test_concurrent_writers_keep_uids_unique_and_modseqs_monotonic(
             )
             return changes[0].modseq if changes else None
         await services.database.write(
-            lambda ctx: emails.remove_from_mailbox(ctx, account_id=account.id, mailbox_id=box_id, uids=[target.uid])
+            lambda ctx: emails.remove_from_mailbox(
+                ctx, account_id=account.id, mailbox_id=box_id, uids=[target.uid]
+            )
         )
         return None
 

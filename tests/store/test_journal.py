@@ -22,7 +22,9 @@ async def test_changes_per_kind(services: Services) -> None:
     (delivered,) = await services.mail.deliver(simple_message(), [alice.id])
     assert delivered.stored is not None
     mailbox = await services.database.write(lambda ctx: mailboxes.create_mailbox(ctx, alice.id, "Projects"))
-    mailbox_changes = await services.database.read(lambda c: journal.changes_since(c, alice.id, "Mailbox", start))
+    mailbox_changes = await services.database.read(
+        lambda c: journal.changes_since(c, alice.id, "Mailbox", start)
+    )
     assert mailbox_changes.created == [mailbox.id]
     inbox = await inbox_of(services, alice)
     assert mailbox_changes.updated == [inbox.id], "the inbox's counts changed"
@@ -123,7 +125,9 @@ async def test_one_state_bigger_than_max_changes_cannot_be_paged(services: Servi
         lambda ctx: emails.remove_from_mailbox(ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[1, 2, 3])
     )
     with pytest.raises(journal.CannotCalculateChanges):
-        await services.database.read(lambda c: journal.changes_since(c, alice.id, "Email", start, max_changes=2))
+        await services.database.read(
+            lambda c: journal.changes_since(c, alice.id, "Email", start, max_changes=2)
+        )
 
 
 async def test_compaction_makes_old_states_unanswerable(services: Services) -> None:

@@ -276,3 +276,22 @@ def test_fetch_with_streamed_bodies() -> None:
         response.to_bytes()
     with pytest.raises(ValueError):
         render(pieces, lambda ref: b"short")
+
+
+def test_refusals_of_parser_errors() -> None:
+    from hirondelle.imap.proto.parser import CommandParser
+
+    def answer(data: bytes) -> bytes:
+        (event,) = CommandParser(max_line=100).feed(data)
+        assert not hasattr(event, "name")
+        return enc.refusal(event)  # type: ignore[arg-type]
+
+    assert answer(b"a FETCH 1 BODDY\r\n") == (
+        b"a BAD Error in IMAP command FETCH: Invalid fetch item 'BODDY'\r\n"
+    )
+    assert answer(b"a SEARCH CHARSET X TEXT x\r\n") == (
+        b"a NO [BADCHARSET (US-ASCII UTF-8)] Error in IMAP command SEARCH: Unsupported charset X\r\n"
+    )
+    assert answer(b"a APPEND INBOX {99999999999}\r\n") == b"a NO [TOOBIG] Literal too large\r\n"
+    assert answer(b"a LOGIN {101}\r\n") == b"a BAD [TOOBIG] Literal too large\r\n"
+    assert answer(b"(" * 200) == b"* BAD [TOOBIG] Line too long\r\n"

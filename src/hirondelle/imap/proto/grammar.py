@@ -586,8 +586,8 @@ def parse_search_key(r: Reader, charset: str, depth: int = 0) -> c.SearchKey:
         r.sp("header value")
         return c.SearchHeader(field, _search_string(r, charset))
     if key in ("KEYWORD", "UNKEYWORD"):
-        r.sp("keyword")
-        return c.SearchFlag(r.flag(storable=False), key == "KEYWORD")
+        r.sp("keyword")  # flag-keyword = atom: never a system flag
+        return c.SearchFlag(r.atom("keyword"), key == "KEYWORD")
     if key in ("LARGER", "SMALLER"):
         r.sp("size")
         return c.SearchSize(key == "LARGER", r.number64("size"))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import mailbox_name
+from .parser import LiteralTooLarge, ParseError
 from .reader import ASTRING_RE as _ATOM_RE
 from .sequence_set import SequenceSet
 
@@ -283,6 +284,21 @@ class ResponseEncoder:
     def bad(self, tag: str | None, text: str, code: ResponseCode | None = None) -> bytes:
         """RFC 9051 §7.1.3 BAD."""
         return self.status(tag, "BAD", text, code)
+
+    def refusal(
+        self, event: ParseError | LiteralTooLarge, *, charsets: Iterable[str] = ("US-ASCII", "UTF-8")
+    ) -> bytes:
+        """The answer to a parser error event, one rule for the whole server:
+        BAD (RFC 9051 §7.1.3), NO [BADCHARSET (...)] for an unknown search charset
+        (RFC 9051 §6.4.4), NO [TOOBIG] for an APPEND literal over the limit and
+        BAD [TOOBIG] for other literals (RFC 7888 §4, RFC 9051 §7.1)."""
+        if isinstance(event, LiteralTooLarge):
+            status = "NO" if event.command == "APPEND" else "BAD"
+            return self.status(event.tag, status, "Literal too large", ResponseCode.simple("TOOBIG"))
+        if event.code == "BADCHARSET":
+            return self.no(event.tag, event.message, ResponseCode.badcharset(charsets))
+        code = ResponseCode.simple(event.code) if event.code else None
+        return self.bad(event.tag, event.message, code)
 
     def bye(self, text: str, code: ResponseCode | None = None) -> bytes:
         """RFC 9051 §7.1.5 BYE."""

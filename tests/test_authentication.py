@@ -48,7 +48,9 @@ async def test_success_is_audited(gate: Services) -> None:
 async def test_failures_look_alike_to_the_client(
     gate: Services, address: str, password: str, reason: str
 ) -> None:
-    result = await gate.authenticator.authenticate(address, password, protocol="imap", remote="198.51.100.1")
+    result = await gate.authenticator.authenticate(
+        address, password, protocol="imap", remote="198.51.100.1"
+    )
     assert result.outcome is Outcome.FAILED
     assert result.account is None
     (entry,) = await entries(gate)
@@ -66,10 +68,14 @@ async def test_protocol_switch_is_told_only_after_the_right_password(gate: Servi
     # POP3 is off by default for new accounts.
     right = await gate.authenticator.authenticate("alice@example.test", PASSWORD, protocol="pop3")
     assert right.outcome is Outcome.PROTOCOL_DISABLED
-    wrong = await gate.authenticator.authenticate("alice@example.test", "guess guess guess", protocol="pop3")
+    wrong = await gate.authenticator.authenticate(
+        "alice@example.test", "guess guess guess", protocol="pop3"
+    )
     assert wrong.outcome is Outcome.FAILED
     await gate.accounts.update_account("alice@example.test", switches={"pop3": True, "imap": False})
-    assert (await gate.authenticator.authenticate("alice@example.test", PASSWORD, protocol="pop3")).ok
+    assert (
+        await gate.authenticator.authenticate("alice@example.test", PASSWORD, protocol="pop3")
+    ).ok
     imap = await gate.authenticator.authenticate("alice@example.test", PASSWORD, protocol="imap")
     assert imap.outcome is Outcome.PROTOCOL_DISABLED
 
@@ -82,9 +88,13 @@ async def test_jmap_obeys_the_web_switch(gate: Services) -> None:
 
 async def test_password_change_takes_effect(gate: Services) -> None:
     await gate.accounts.set_password("alice@example.test", "a new long password")
-    assert not (await gate.authenticator.authenticate("alice@example.test", PASSWORD, protocol="imap")).ok
+    assert not (
+        await gate.authenticator.authenticate("alice@example.test", PASSWORD, protocol="imap")
+    ).ok
     assert (
-        await gate.authenticator.authenticate("alice@example.test", "a new long password", protocol="imap")
+        await gate.authenticator.authenticate(
+            "alice@example.test", "a new long password", protocol="imap"
+        )
     ).ok
 
 

@@ -27,7 +27,9 @@ async def test_account_case_insensitive(directory: Services) -> None:
 
 
 async def test_alias_to_several_and_external(directory: Services) -> None:
-    await directory.aliases.add("team@example.test", ["alice@example.test", "bob@example.test", "x@far.test"])
+    await directory.aliases.add(
+        "team@example.test", ["alice@example.test", "bob@example.test", "x@far.test"]
+    )
     resolution = await directory.aliases.resolve("team@example.test")
     assert {r.address for r in resolution.local} == {"alice@example.test", "bob@example.test"}
     assert resolution.external == ["x@far.test"]

@@ -62,7 +62,9 @@ def bind(endpoint: Endpoint) -> socket.socket:
         sock.setblocking(False)
     except OSError as error:
         sock.close()
-        raise ListenerUnavailable(f"cannot listen on {endpoint}: {error.strerror or error}") from None
+        raise ListenerUnavailable(
+            f"cannot listen on {endpoint}: {error.strerror or error}"
+        ) from None
     return sock
 
 
@@ -96,7 +98,9 @@ class Node:
             addresses = {name: _address(sock) for name, sock in sockets.items()}
             app = create_app(self.services, listeners=addresses)
             for name, sock in sockets.items():
-                listener = await _start_http(name, sock, app, server_tls if IMPLEMENTED[name] else None)
+                listener = await _start_http(
+                    name, sock, app, server_tls if IMPLEMENTED[name] else None
+                )
                 self.listeners.append(listener)
                 announce(listener)
         except BaseException:
@@ -134,7 +138,9 @@ def _address(sock: socket.socket) -> str:
 async def _start_http(
     name: str, sock: socket.socket, app: Starlette, context: ssl.SSLContext | None
 ) -> Listener:
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, proxy_headers=False)
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, proxy_headers=False
+    )
     config.load()
     # The one TLS policy of hirondelle.tls, not uvicorn's own defaults.
     config.ssl = context

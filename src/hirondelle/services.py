@@ -56,7 +56,9 @@ def open_services(settings: Settings, *, upgrade_schema: bool = True) -> Service
         database=database,
         blobs=blobs,
         bus=bus,
-        accounts=AccountService(database, blobs, password_min_length=settings.identity.password_min_length),
+        accounts=AccountService(
+            database, blobs, password_min_length=settings.identity.password_min_length
+        ),
         aliases=AliasService(database),
         authenticator=Authenticator(database),
         mail=MailService(database, blobs),

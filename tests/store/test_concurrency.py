@@ -43,9 +43,13 @@ async def test_concurrent_writers_keep_uids_unique_and_modseqs_monotonic(
     domains = {d.name for d, _ in await services.accounts.list_domains()}
     if "example.test" not in domains:
         await services.accounts.add_domain("example.test")
-    account = await services.accounts.add_account(f"user{next(_accounts)}@example.test", password=None)
+    account = await services.accounts.add_account(
+        f"user{next(_accounts)}@example.test", password=None
+    )
     boxes = [
-        await services.database.read(lambda c: mailboxes.get_mailbox_by_role(c, account.id, "inbox")),
+        await services.database.read(
+            lambda c: mailboxes.get_mailbox_by_role(c, account.id, "inbox")
+        ),
         await services.database.write(lambda ctx: mailboxes.create_mailbox(ctx, account.id, "A")),
         await services.database.write(lambda ctx: mailboxes.create_mailbox(ctx, account.id, "B/C")),
     ]

@@ -21,14 +21,18 @@ async def test_changes_per_kind(services: Services) -> None:
     start = await modseq_of(services, alice.address)
     (delivered,) = await services.mail.deliver(simple_message(), [alice.id])
     assert delivered.stored is not None
-    mailbox = await services.database.write(lambda ctx: mailboxes.create_mailbox(ctx, alice.id, "Projects"))
+    mailbox = await services.database.write(
+        lambda ctx: mailboxes.create_mailbox(ctx, alice.id, "Projects")
+    )
     mailbox_changes = await services.database.read(
         lambda c: journal.changes_since(c, alice.id, "Mailbox", start)
     )
     assert mailbox_changes.created == [mailbox.id]
     inbox = await inbox_of(services, alice)
     assert mailbox_changes.updated == [inbox.id], "the inbox's counts changed"
-    email_changes = await services.database.read(lambda c: journal.changes_since(c, alice.id, "Email", start))
+    email_changes = await services.database.read(
+        lambda c: journal.changes_since(c, alice.id, "Email", start)
+    )
     assert email_changes.created == [delivered.stored.email_id]
     assert email_changes.new_modseq == await modseq_of(services, alice.address)
     assert not email_changes.has_more
@@ -37,7 +41,9 @@ async def test_changes_per_kind(services: Services) -> None:
 async def test_changes_per_container(services: Services) -> None:
     alice = await make_account(services)
     inbox = await inbox_of(services, alice)
-    projects = await services.database.write(lambda ctx: mailboxes.create_mailbox(ctx, alice.id, "Projects"))
+    projects = await services.database.write(
+        lambda ctx: mailboxes.create_mailbox(ctx, alice.id, "Projects")
+    )
     start = await modseq_of(services, alice.address)
     await services.mail.deliver(simple_message(), [alice.id])
     await services.mail.append(account_id=alice.id, mailbox_id=projects.id, raw=simple_message())
@@ -46,7 +52,9 @@ async def test_changes_per_container(services: Services) -> None:
         lambda c: journal.changes_since(c, alice.id, "MailboxMessage", start, container_id=inbox.id)
     )
     in_projects = await services.database.read(
-        lambda c: journal.changes_since(c, alice.id, "MailboxMessage", start, container_id=projects.id)
+        lambda c: journal.changes_since(
+            c, alice.id, "MailboxMessage", start, container_id=projects.id
+        )
     )
     assert in_inbox.created == [1]
     assert in_projects.created == [1, 2]
@@ -60,9 +68,13 @@ async def test_created_then_destroyed_is_not_reported(services: Services) -> Non
     (gone,) = await services.mail.deliver(simple_message(), [alice.id])
     assert kept.stored and gone.stored
     await services.database.write(
-        lambda ctx: emails.remove_from_mailbox(ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[2])
+        lambda ctx: emails.remove_from_mailbox(
+            ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[2]
+        )
     )
-    changes = await services.database.read(lambda c: journal.changes_since(c, alice.id, "Email", start))
+    changes = await services.database.read(
+        lambda c: journal.changes_since(c, alice.id, "Email", start)
+    )
     assert changes.created == [kept.stored.email_id]
     assert changes.destroyed == []
     assert changes.updated == []
@@ -76,15 +88,23 @@ async def test_updated_then_destroyed_is_destroyed(services: Services) -> None:
     email_id = delivered.stored.email_id
     start = await modseq_of(services, alice.address)
     await services.database.write(
-        lambda ctx: emails.set_keywords(ctx, account_id=alice.id, email_ids=[email_id], add=["$seen"])
+        lambda ctx: emails.set_keywords(
+            ctx, account_id=alice.id, email_ids=[email_id], add=["$seen"]
+        )
     )
     middle = await modseq_of(services, alice.address)
     await services.database.write(
-        lambda ctx: emails.remove_from_mailbox(ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[1])
+        lambda ctx: emails.remove_from_mailbox(
+            ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[1]
+        )
     )
-    changes = await services.database.read(lambda c: journal.changes_since(c, alice.id, "Email", start))
+    changes = await services.database.read(
+        lambda c: journal.changes_since(c, alice.id, "Email", start)
+    )
     assert (changes.created, changes.updated, changes.destroyed) == ([], [], [email_id])
-    since_middle = await services.database.read(lambda c: journal.changes_since(c, alice.id, "Email", middle))
+    since_middle = await services.database.read(
+        lambda c: journal.changes_since(c, alice.id, "Email", middle)
+    )
     assert since_middle.destroyed == [email_id]
     uid_changes = await services.database.read(
         lambda c: journal.changes_since(c, alice.id, "MailboxMessage", start, container_id=inbox.id)
@@ -122,7 +142,9 @@ async def test_one_state_bigger_than_max_changes_cannot_be_paged(services: Servi
         await services.mail.deliver(simple_message(), [alice.id])
     start = await modseq_of(services, alice.address)
     await services.database.write(
-        lambda ctx: emails.remove_from_mailbox(ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[1, 2, 3])
+        lambda ctx: emails.remove_from_mailbox(
+            ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[1, 2, 3]
+        )
     )
     with pytest.raises(journal.CannotCalculateChanges):
         await services.database.read(
@@ -144,7 +166,9 @@ async def test_compaction_makes_old_states_unanswerable(services: Services) -> N
     assert await services.database.write(compact) > 0
     with pytest.raises(journal.CannotCalculateChanges):
         await services.database.read(lambda c: journal.changes_since(c, alice.id, "Email", old))
-    recent = await services.database.read(lambda c: journal.changes_since(c, alice.id, "Email", horizon))
+    recent = await services.database.read(
+        lambda c: journal.changes_since(c, alice.id, "Email", horizon)
+    )
     assert recent.created == [late.stored.email_id]
 
 
@@ -152,7 +176,9 @@ async def test_a_state_from_the_future_is_refused(services: Services) -> None:
     alice = await make_account(services)
     current = await modseq_of(services, alice.address)
     with pytest.raises(journal.CannotCalculateChanges):
-        await services.database.read(lambda c: journal.changes_since(c, alice.id, "Email", current + 10))
+        await services.database.read(
+            lambda c: journal.changes_since(c, alice.id, "Email", current + 10)
+        )
 
 
 async def test_notifications_follow_commits(services: Services) -> None:

@@ -15,7 +15,9 @@ from tests.messages import simple_message
 PASSWORD = "correct horse battery"
 
 
-async def make_account(services: Services, address: str = "alice@example.test", **kwargs: object) -> Account:
+async def make_account(
+    services: Services, address: str = "alice@example.test", **kwargs: object
+) -> Account:
     domain = address.split("@", 1)[1]
     existing = [d.name for d, _ in await services.accounts.list_domains()]
     if domain not in existing:
@@ -24,7 +26,9 @@ async def make_account(services: Services, address: str = "alice@example.test", 
 
 
 async def inbox_of(services: Services, account: Account) -> mailboxes.Mailbox:
-    mailbox = await services.database.read(lambda c: mailboxes.get_mailbox_by_role(c, account.id, "inbox"))
+    mailbox = await services.database.read(
+        lambda c: mailboxes.get_mailbox_by_role(c, account.id, "inbox")
+    )
     assert mailbox is not None
     return mailbox
 
@@ -75,7 +79,9 @@ async def test_expunged_uids_are_never_reused(services: Services) -> None:
     for _ in range(3):
         await services.mail.deliver(simple_message(), [alice.id])
     removed = await services.database.write(
-        lambda ctx: emails.remove_from_mailbox(ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[3])
+        lambda ctx: emails.remove_from_mailbox(
+            ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[3]
+        )
     )
     assert removed == [3]
     await services.mail.deliver(simple_message(), [alice.id])
@@ -100,7 +106,9 @@ async def test_keywords_change_bumps_modseq_and_counts(services: Services) -> No
     assert changes[0].modseq > outcome.stored.modseq
     # Setting what is already set changes nothing and does not bump the modseq.
     again = await services.database.write(
-        lambda ctx: emails.set_keywords(ctx, account_id=alice.id, email_ids=[email_id], add=["$seen"])
+        lambda ctx: emails.set_keywords(
+            ctx, account_id=alice.id, email_ids=[email_id], add=["$seen"]
+        )
     )
     assert again == []
     view = await services.database.read(lambda c: emails.list_messages(c, inbox.id))
@@ -150,7 +158,9 @@ async def test_expunging_the_last_copy_frees_quota_and_the_blob_reference(
     await services.mail.deliver(raw, [alice.id])
     assert (await services.accounts.get_account(alice.address)).used_bytes == len(raw)
     await services.database.write(
-        lambda ctx: emails.remove_from_mailbox(ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[1])
+        lambda ctx: emails.remove_from_mailbox(
+            ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[1]
+        )
     )
     assert (await services.accounts.get_account(alice.address)).used_bytes == 0
     blob = await services.database.read(lambda c: c.execute(sa.select(schema.blobs)).one())
@@ -176,7 +186,9 @@ async def test_full_text_search_finds_words_and_prefixes(services: Services) -> 
     await services.mail.deliver(
         simple_message(subject="Quarterly budget", body="Réunion à Genève demain\r\n"), [alice.id]
     )
-    await services.mail.deliver(simple_message(subject="Lunch", body="Pizza?\r\n"), [alice.id, bob.id])
+    await services.mail.deliver(
+        simple_message(subject="Lunch", body="Pizza?\r\n"), [alice.id, bob.id]
+    )
 
     async def subjects(
         account: Account, text: str, fields: frozenset[search.Field] | None = None
@@ -185,7 +197,9 @@ async def test_full_text_search_finds_words_and_prefixes(services: Services) -> 
             ids = search.matching_ids(conn, account_id=account.id, text=text, fields=fields)
             assert ids is not None
             return set(
-                conn.execute(sa.select(schema.emails.c.subject).where(schema.emails.c.id.in_(ids))).scalars()
+                conn.execute(
+                    sa.select(schema.emails.c.subject).where(schema.emails.c.id.in_(ids))
+                ).scalars()
             )
 
         return await services.database.read(query)
@@ -227,6 +241,8 @@ async def test_journal_records_the_delivery(services: Services) -> None:
     )
     assert email_changes.created == [outcome.stored.email_id]
     uid_changes = await services.database.read(
-        lambda c: journal.changes_since(c, alice.id, "MailboxMessage", before, container_id=inbox.id)
+        lambda c: journal.changes_since(
+            c, alice.id, "MailboxMessage", before, container_id=inbox.id
+        )
     )
     assert uid_changes.created == [1]

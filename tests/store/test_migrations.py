@@ -37,7 +37,9 @@ def test_migrated_schema_matches_the_metadata(empty_database: EmptyDatabase) -> 
                     "compare_type": True,
                     # The full-text search objects are per backend and not in the metadata.
                     "include_name": lambda name, kind, _parent: (
-                        not (kind == "table" and name is not None and name.startswith("email_search"))
+                        not (
+                            kind == "table" and name is not None and name.startswith("email_search")
+                        )
                     ),
                 },
             )

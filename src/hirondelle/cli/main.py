@@ -71,7 +71,9 @@ class CommandError(click.ClickException):
     """One line on stderr, exit status 1."""
 
     def show(self, file: Any = None) -> None:
-        err_console.print(f"[red]error:[/red] {self.message}", highlight=False, markup=True, soft_wrap=True)
+        err_console.print(
+            f"[red]error:[/red] {self.message}", highlight=False, markup=True, soft_wrap=True
+        )
 
 
 def fail(message: str) -> CommandError:
@@ -184,7 +186,9 @@ def initialise(data: Path, *, domain: str, hostname: str, listen: dict[str, str]
     config_file.write_text(text, encoding="utf-8")
     try:
         settings = load_settings(data)
-        tls.generate_self_signed(settings.certificate_path(), settings.key_path(), hostname=hostname)
+        tls.generate_self_signed(
+            settings.certificate_path(), settings.key_path(), hostname=hostname
+        )
         with services_for(data) as services:
             asyncio.run(_call(lambda s: s.accounts.add_domain(domain), services))
     except BaseException:
@@ -213,7 +217,9 @@ def init(data: Path, domain: str, hostname: str | None) -> None:
         highlight=False,
     )
     console.print(f"  domain         {domain}", highlight=False)
-    console.print(f"next: hirondelle --data {data} account add postmaster@{domain}", highlight=False)
+    console.print(
+        f"next: hirondelle --data {data} account add postmaster@{domain}", highlight=False
+    )
 
 
 def announce(listener: Any) -> None:
@@ -221,7 +227,9 @@ def announce(listener: Any) -> None:
     print(f"listening {listener.name} {listener.address}", flush=True)
 
 
-async def serve_node(settings: Settings, *, after_start: Callable[[Node], None] | None = None) -> None:
+async def serve_node(
+    settings: Settings, *, after_start: Callable[[Node], None] | None = None
+) -> None:
     node = Node(settings)
     await node.start(announce=announce)
     if after_start is not None:
@@ -260,7 +268,9 @@ def demo(keep: bool) -> None:
     settings = initialise(data, domain=domain, hostname="localhost", listen=listen)
     password = generate_password()
     address = f"demo@{domain}"
-    run(data, lambda s: s.accounts.add_account(address, password=password, display_name="Démo Demo"))
+    run(
+        data, lambda s: s.accounts.add_account(address, password=password, display_name="Démo Demo")
+    )
 
     def show(node: Node) -> None:
         lines = ["", "Hirondelle demo / démonstration", f"  data directory  {data}"]
@@ -270,7 +280,8 @@ def demo(keep: bool) -> None:
         lines += [
             f"  account         {address}",
             f"  password        {password}",
-            "  The certificate is self-signed: accept it in your client. / Le certificat est auto-signé.",
+            "  The certificate is self-signed: accept it in your client.",
+            "  Le certificat est auto-signé : acceptez-le dans votre client.",
             "  Stop with Ctrl+C. / Arrêt avec Ctrl+C.",
             "",
         ]
@@ -338,7 +349,9 @@ def account() -> None:
 @click.option("--quota", default=None, help="Mailbox quota, e.g. 2G, 500M (default: unlimited).")
 @click.pass_obj
 @handle_errors
-def account_add(data: Path, address: str, display_name: str, password_stdin: bool, quota: str | None) -> None:
+def account_add(
+    data: Path, address: str, display_name: str, password_stdin: bool, quota: str | None
+) -> None:
     """Create an account with its standard mailboxes."""
     password = read_password_stdin() if password_stdin else generate_password()
     quota_bytes = parse_quota(quota) if quota is not None else None

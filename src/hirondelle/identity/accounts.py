@@ -30,7 +30,9 @@ UNCHANGED = Unchanged.TOKEN
 
 
 class AccountService:
-    def __init__(self, database: Database, blobs: BlobStore, *, password_min_length: int = 10) -> None:
+    def __init__(
+        self, database: Database, blobs: BlobStore, *, password_min_length: int = 10
+    ) -> None:
         self.database = database
         self.blobs = blobs
         self.password_min_length = password_min_length
@@ -148,7 +150,9 @@ class AccountService:
             values["disabled"] = disabled
         if save_sent_copy is not None:
             values["save_sent_copy"] = save_sent_copy
-        return await self.database.write(lambda ctx: directory.update_account(ctx, normalized, **values))
+        return await self.database.write(
+            lambda ctx: directory.update_account(ctx, normalized, **values)
+        )
 
     async def remove_account(self, address: str) -> None:
         normalized = normalize_address(address)

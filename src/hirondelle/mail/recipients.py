@@ -135,7 +135,9 @@ class AliasService:
                     Reason.NOT_FOUND,
                     f"unknown domain {domain_name}: add it first with `domain add`",
                 )
-            return directory.add_alias(ctx, domain=domain, address=address, targets=normalized_targets)
+            return directory.add_alias(
+                ctx, domain=domain, address=address, targets=normalized_targets
+            )
 
         return await self.database.write(write)
 

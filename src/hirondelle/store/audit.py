@@ -64,5 +64,6 @@ def query(
 
 def prune(ctx: WriteContext, *, before: int) -> int:
     return int(
-        ctx.conn.execute(schema.audit_log.delete().where(schema.audit_log.c.at < before)).rowcount or 0
+        ctx.conn.execute(schema.audit_log.delete().where(schema.audit_log.c.at < before)).rowcount
+        or 0
     )

@@ -43,7 +43,9 @@ class BlobStore(Protocol):
     async def read_range(self, blob_hash: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive)."""
 
-    def stream(self, blob_hash: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    def stream(
+        self, blob_hash: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
         """The blob's bytes in chunks, never the whole blob in memory."""
 
     async def exists(self, blob_hash: str) -> bool: ...
@@ -129,7 +131,9 @@ class FileBlobStore:
         except FileNotFoundError:
             raise BlobNotFound(blob_hash) from None
 
-    async def stream(self, blob_hash: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def stream(
+        self, blob_hash: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
         position = start
         while end is None or position < end:
             size = CHUNK_SIZE if end is None else min(CHUNK_SIZE, end - position)

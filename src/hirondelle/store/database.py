@@ -184,7 +184,9 @@ class Database:
             self._writers: ThreadPoolExecutor | None = None
         else:
             url_pg = self.url.set(drivername="postgresql+psycopg")
-            engine = sa.create_engine(url_pg, pool_size=readers + 4, max_overflow=4, pool_pre_ping=True)
+            engine = sa.create_engine(
+                url_pg, pool_size=readers + 4, max_overflow=4, pool_pre_ping=True
+            )
             self.read_engine = engine
             self.write_engine = engine
             self._writer_thread = None
@@ -253,7 +255,9 @@ class Database:
         result, _ctx = self._submit_write(function).result()
         return result  # type: ignore[no-any-return]
 
-    def _submit_write(self, function: Callable[[WriteContext], Any]) -> Future[tuple[Any, WriteContext]]:
+    def _submit_write(
+        self, function: Callable[[WriteContext], Any]
+    ) -> Future[tuple[Any, WriteContext]]:
         if self._closed:
             raise RuntimeError("database is closed")
         future: Future[tuple[Any, WriteContext]] = Future()

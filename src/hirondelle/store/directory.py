@@ -115,9 +115,13 @@ def get_domain(conn: Connection, name: str) -> Domain | None:
 def list_domains(conn: Connection) -> list[tuple[Domain, int]]:
     """Every domain with its number of accounts."""
     count = (
-        sa.select(sa.func.count()).where(schema.accounts.c.domain_id == schema.domains.c.id).scalar_subquery()
+        sa.select(sa.func.count())
+        .where(schema.accounts.c.domain_id == schema.domains.c.id)
+        .scalar_subquery()
     )
-    rows = conn.execute(sa.select(schema.domains, count.label("accounts")).order_by(schema.domains.c.name))
+    rows = conn.execute(
+        sa.select(schema.domains, count.label("accounts")).order_by(schema.domains.c.name)
+    )
     return [(_domain(row), int(row._mapping["accounts"])) for row in rows]
 
 
@@ -143,7 +147,9 @@ def set_domain_defaults(ctx: WriteContext, name: str, switches: dict[str, bool])
         raise Refused(Reason.NOT_FOUND, f"no domain {name}")
     values = {f"default_{p}": on for p, on in switches.items() if p in PROTOCOLS}
     if values:
-        ctx.conn.execute(schema.domains.update().where(schema.domains.c.id == domain.id).values(**values))
+        ctx.conn.execute(
+            schema.domains.update().where(schema.domains.c.id == domain.id).values(**values)
+        )
     updated = get_domain(ctx.conn, name)
     assert updated is not None
     return updated
@@ -188,7 +194,9 @@ def insert_account(
 
 
 def get_account(conn: Connection, address: str) -> Account | None:
-    row = conn.execute(sa.select(schema.accounts).where(schema.accounts.c.address == address)).first()
+    row = conn.execute(
+        sa.select(schema.accounts).where(schema.accounts.c.address == address)
+    ).first()
     return _account(row) if row is not None else None
 
 
@@ -210,7 +218,9 @@ def update_account(ctx: WriteContext, address: str, **values: object) -> Account
     if account is None:
         raise Refused(Reason.NOT_FOUND, f"no account {address}")
     if values:
-        ctx.conn.execute(schema.accounts.update().where(schema.accounts.c.id == account.id).values(**values))
+        ctx.conn.execute(
+            schema.accounts.update().where(schema.accounts.c.id == account.id).values(**values)
+        )
     updated = get_account(ctx.conn, address)
     assert updated is not None
     return updated
@@ -239,10 +249,14 @@ def delete_account(ctx: WriteContext, address: str) -> list[str]:
     )
     ctx.conn.execute(schema.emails.delete().where(schema.emails.c.account_id == account.id))
     ctx.conn.execute(schema.mailboxes.delete().where(schema.mailboxes.c.account_id == account.id))
-    ctx.conn.execute(schema.message_ids.delete().where(schema.message_ids.c.account_id == account.id))
+    ctx.conn.execute(
+        schema.message_ids.delete().where(schema.message_ids.c.account_id == account.id)
+    )
     ctx.conn.execute(schema.journal.delete().where(schema.journal.c.account_id == account.id))
     ctx.conn.execute(
-        schema.audit_log.update().where(schema.audit_log.c.account_id == account.id).values(account_id=None)
+        schema.audit_log.update()
+        .where(schema.audit_log.c.account_id == account.id)
+        .values(account_id=None)
     )
     ctx.conn.execute(schema.accounts.delete().where(schema.accounts.c.id == account.id))
     from hirondelle.store import emails  # circular at import time only
@@ -283,7 +297,9 @@ def add_alias(ctx: WriteContext, *, domain: Domain, address: str, targets: Itera
         known = set(existing.targets)
     new = [t for t in dict.fromkeys(targets) if t not in known]
     if new:
-        ctx.conn.execute(schema.alias_targets.insert(), [{"alias_id": alias_id, "target": t} for t in new])
+        ctx.conn.execute(
+            schema.alias_targets.insert(), [{"alias_id": alias_id, "target": t} for t in new]
+        )
     alias = get_alias(ctx.conn, address)
     assert alias is not None
     return alias

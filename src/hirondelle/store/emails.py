@@ -136,7 +136,9 @@ def _upsert_blob(conn: Connection, blob: BlobRef) -> None:
     ).rowcount
     if not updated:
         conn.execute(
-            schema.blobs.insert().values(hash=blob.hash, size=blob.size, refcount=1, unreferenced_since=None)
+            schema.blobs.insert().values(
+                hash=blob.hash, size=blob.size, refcount=1, unreferenced_since=None
+            )
         )
 
 
@@ -166,7 +168,9 @@ def _thread_for(conn: Connection, account_id: int, parsed: ParsedMessage) -> int
         return None
     return conn.execute(
         sa.select(schema.message_ids.c.thread_id)
-        .where(schema.message_ids.c.account_id == account_id, schema.message_ids.c.message_id.in_(ids))
+        .where(
+            schema.message_ids.c.account_id == account_id, schema.message_ids.c.message_id.in_(ids)
+        )
         .limit(1)
     ).scalar()
 
@@ -275,14 +279,19 @@ def insert_email(
         journal_rows.append({"kind": "Mailbox", "object_id": mailbox_id, "change": "updated"})
     conn.execute(
         schema.mailbox_messages.insert(),
-        [{"mailbox_id": m, "uid": u, "email_id": email_id, "modseq": modseq} for m, u in uids.items()],
+        [
+            {"mailbox_id": m, "uid": u, "email_id": email_id, "modseq": modseq}
+            for m, u in uids.items()
+        ],
     )
     conn.execute(
         schema.accounts.update()
         .where(schema.accounts.c.id == account_id)
         .values(used_bytes=schema.accounts.c.used_bytes + blob.size)
     )
-    search.index_email(conn, email_id=email_id, account_id=account_id, document=search_document(parsed))
+    search.index_email(
+        conn, email_id=email_id, account_id=account_id, document=search_document(parsed)
+    )
     ctx.journal_many(account_id, journal_rows)
     return StoredEmail(email_id=email_id, thread_id=thread_id, modseq=modseq, uids=uids)
 
@@ -312,7 +321,9 @@ def list_messages(conn: Connection, mailbox_id: int) -> list[MessageView]:
         .where(mm.c.mailbox_id == mailbox_id)
         .order_by(mm.c.uid)
     )
-    return [MessageView(uid, modseq, email_id, keywords) for uid, modseq, email_id, keywords in rows]
+    return [
+        MessageView(uid, modseq, email_id, keywords) for uid, modseq, email_id, keywords in rows
+    ]
 
 
 def set_keywords(
@@ -342,7 +353,9 @@ def set_keywords(
     changed: list[tuple[int, frozenset[str], bool]] = []
     for email_id, text in rows:
         current = parse_keywords(text)
-        new = frozenset(replace_set) if replace_set is not None else (current | add_set) - remove_set
+        new = (
+            frozenset(replace_set) if replace_set is not None else (current | add_set) - remove_set
+        )
         if new != current:
             changed.append((email_id, new, ("$seen" in new) != ("$seen" in current)))
     if not changed:
@@ -350,7 +363,9 @@ def set_keywords(
     modseq = ctx.next_modseq(account_id)
     for email_id, new, _ in changed:
         conn.execute(
-            e.update().where(e.c.id == email_id).values(keywords=serialize_keywords(new), modseq=modseq)
+            e.update()
+            .where(e.c.id == email_id)
+            .values(keywords=serialize_keywords(new), modseq=modseq)
         )
     changed_ids = [email_id for email_id, _, _ in changed]
     conn.execute(mm.update().where(mm.c.email_id.in_(changed_ids)).values(modseq=modseq))
@@ -403,7 +418,9 @@ def remove_from_mailbox(
         chunk = uid_list[chunk_start : chunk_start + 500]
         removed.extend(
             conn.execute(
-                sa.select(mm.c.uid, mm.c.email_id).where(mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk))
+                sa.select(mm.c.uid, mm.c.email_id).where(
+                    mm.c.mailbox_id == mailbox_id, mm.c.uid.in_(chunk)
+                )
             ).all()
         )
     if not removed:
@@ -418,7 +435,9 @@ def remove_from_mailbox(
             )
         )
     still_filed = set(
-        conn.execute(sa.select(mm.c.email_id).where(mm.c.email_id.in_(email_ids)).distinct()).scalars()
+        conn.execute(
+            sa.select(mm.c.email_id).where(mm.c.email_id.in_(email_ids)).distinct()
+        ).scalars()
     )
     orphans = [email_id for email_id in email_ids if email_id not in still_filed]
     journal_rows: list[dict[str, object]] = [
@@ -431,7 +450,9 @@ def remove_from_mailbox(
         for uid in removed_uids
     ]
     journal_rows.append({"kind": "Mailbox", "object_id": mailbox_id, "change": "updated"})
-    threads = dict(conn.execute(sa.select(e.c.id, e.c.thread_id).where(e.c.id.in_(email_ids))).all())
+    threads = dict(
+        conn.execute(sa.select(e.c.id, e.c.thread_id).where(e.c.id.in_(email_ids))).all()
+    )
     orphan_set = set(orphans)
     for email_id in email_ids:
         journal_rows.append(

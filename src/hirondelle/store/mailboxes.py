@@ -101,7 +101,9 @@ def _next_uidvalidity(ctx: WriteContext, account_id: int) -> int:
     ).scalar_one()
     value = max(int(time.time()), int(last) + 1) & 0xFFFFFFFF
     ctx.conn.execute(
-        schema.accounts.update().where(schema.accounts.c.id == account_id).values(last_uidvalidity=value)
+        schema.accounts.update()
+        .where(schema.accounts.c.id == account_id)
+        .values(last_uidvalidity=value)
     )
     return value
 
@@ -226,5 +228,7 @@ def mailbox_counts(conn: Connection, mailbox_ids: list[int]) -> dict[int, Mailbo
     )
     counts = {mailbox_id: MailboxCounts(0, 0, 0, 0) for mailbox_id in mailbox_ids}
     for mailbox_id, messages, unseen, deleted, size in conn.execute(query):
-        counts[mailbox_id] = MailboxCounts(int(messages), int(unseen or 0), int(deleted or 0), int(size or 0))
+        counts[mailbox_id] = MailboxCounts(
+            int(messages), int(unseen or 0), int(deleted or 0), int(size or 0)
+        )
     return counts

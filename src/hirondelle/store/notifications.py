@@ -70,7 +70,9 @@ class NotificationBus:
     """
 
     def __init__(self) -> None:
-        self._subscribers: dict[int, set[tuple[Subscription, asyncio.AbstractEventLoop]]] = defaultdict(set)
+        self._subscribers: dict[int, set[tuple[Subscription, asyncio.AbstractEventLoop]]] = (
+            defaultdict(set)
+        )
 
     def publish(self, change: Change) -> None:
         for subscription, loop in tuple(self._subscribers.get(change.account_id, ())):

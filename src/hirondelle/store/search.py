@@ -68,11 +68,14 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
-def index_email(conn: Connection, *, email_id: int, account_id: int, document: SearchDocument) -> None:
+def index_email(
+    conn: Connection, *, email_id: int, account_id: int, document: SearchDocument
+) -> None:
     body = document.body[:MAX_INDEXED_CHARS]
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(
-            "INSERT INTO email_search_fts(rowid, account_id, subject, participants, body, attachments)"
+            "INSERT INTO email_search_fts"
+            "(rowid, account_id, subject, participants, body, attachments)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (
                 email_id,
@@ -93,12 +96,16 @@ def index_email(conn: Connection, *, email_id: int, account_id: int, document: S
 
     def weighted(weight: str, text: str) -> sa.ColumnElement[object]:
         # The weight is one of our four constant letters (PostgreSQL's "char" type).
-        return sa.func.setweight(sa.func.to_tsvector("simple", text), sa.literal_column(f"'{weight}'"))
+        return sa.func.setweight(
+            sa.func.to_tsvector("simple", text), sa.literal_column(f"'{weight}'")
+        )
 
     vector = weighted(*parts[0])
     for weight, text in parts[1:]:
         vector = vector.op("||")(weighted(weight, text))
-    conn.execute(pg_email_search.insert().values(email_id=email_id, account_id=account_id, document=vector))
+    conn.execute(
+        pg_email_search.insert().values(email_id=email_id, account_id=account_id, document=vector)
+    )
 
 
 def remove_emails(conn: Connection, email_ids: list[int]) -> None:

@@ -16,7 +16,9 @@ from hirondelle.services import Services
 from hirondelle.store import directory
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -62,7 +64,8 @@ def create_app(services: Services, *, listeners: dict[str, str]) -> Starlette:
             )
             up = f"Up for {uptime} s. Version {__version__}."
         body = (
-            f'<!doctype html><html lang="{"fr" if wants_french else "en"}"><head><meta charset="utf-8">'
+            f'<!doctype html><html lang="{"fr" if wants_french else "en"}">'
+            '<head><meta charset="utf-8">'
             f"<title>{title}</title></head><body><h1>{running}</h1><p>{up}</p>"
             f"<table><thead><tr><th>{service}</th><th>{address}</th></tr></thead><tbody>{rows}</tbody></table>"
             "</body></html>"

@@ -27,7 +27,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("hash", name=op.f("pk_blobs")),
     )
     with op.batch_alter_table("blobs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_blobs_unreferenced_since"), ["unreferenced_since"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_blobs_unreferenced_since"), ["unreferenced_since"], unique=False
+        )
 
     op.create_table(
         "domains",
@@ -159,12 +161,18 @@ def upgrade() -> None:
             name=op.f("fk_emails_account_id_accounts"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(["blob_hash"], ["blobs.hash"], name=op.f("fk_emails_blob_hash_blobs")),
+        sa.ForeignKeyConstraint(
+            ["blob_hash"], ["blobs.hash"], name=op.f("fk_emails_blob_hash_blobs")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_emails")),
     )
     with op.batch_alter_table("emails", schema=None) as batch_op:
-        batch_op.create_index("ix_emails_account_id_received_at", ["account_id", "received_at"], unique=False)
-        batch_op.create_index("ix_emails_account_id_thread_id", ["account_id", "thread_id"], unique=False)
+        batch_op.create_index(
+            "ix_emails_account_id_received_at", ["account_id", "received_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_emails_account_id_thread_id", ["account_id", "thread_id"], unique=False
+        )
         batch_op.create_index("ix_emails_blob_hash", ["blob_hash"], unique=False)
 
     op.create_table(
@@ -264,7 +272,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("mailbox_id", "uid", name=op.f("pk_mailbox_messages")),
-        sa.UniqueConstraint("mailbox_id", "email_id", name=op.f("uq_mailbox_messages_mailbox_id_email_id")),
+        sa.UniqueConstraint(
+            "mailbox_id", "email_id", name=op.f("uq_mailbox_messages_mailbox_id_email_id")
+        ),
     )
     with op.batch_alter_table("mailbox_messages", schema=None) as batch_op:
         batch_op.create_index("ix_mailbox_messages_email_id", ["email_id"], unique=False)

@@ -37,7 +37,9 @@ def test_commands_without_arguments(line: bytes, kind: type[c.Command]) -> None:
 def test_argumentless_command_with_arguments_is_bad() -> None:
     err = error(b"a NOOP now\r\n")
     assert err.tag == "a"
-    assert err.message == "Error in IMAP command NOOP: Unexpected characters at end of command: ' now'"
+    assert (
+        err.message == "Error in IMAP command NOOP: Unexpected characters at end of command: ' now'"
+    )
 
 
 def test_login() -> None:
@@ -197,7 +199,9 @@ def test_list_extended() -> None:
     assert cmd.return_options == {"SPECIAL-USE", "SUBSCRIBED"}
     cmd = command(b'A01 LIST "" % RETURN (STATUS (MESSAGES UNSEEN))\r\n', c.List)
     assert cmd.status == ("MESSAGES", "UNSEEN")
-    cmd = command(b'A02 LIST (SUBSCRIBED RECURSIVEMATCH) "" % RETURN (STATUS (MESSAGES))\r\n', c.List)
+    cmd = command(
+        b'A02 LIST (SUBSCRIBED RECURSIVEMATCH) "" % RETURN (STATUS (MESSAGES))\r\n', c.List
+    )
     assert cmd.status == ("MESSAGES",)
 
 
@@ -259,11 +263,16 @@ def test_append_date_time() -> None:
     data = b'a APPEND INBOX () " 7-Feb-1994 22:43:04 -0800" {3+}\r\nabc\r\n'
     (message,) = command(data, c.Append).messages
     assert message.flags == ()
-    assert message.internal_date == datetime(1994, 2, 7, 22, 43, 4, tzinfo=timezone(-timedelta(hours=8)))
+    assert message.internal_date == datetime(
+        1994, 2, 7, 22, 43, 4, tzinfo=timezone(-timedelta(hours=8))
+    )
     data = b'a APPEND INBOX "17-Jul-1996 02:44:25 +0000" {1+}\r\nx\r\n'
     (message,) = command(data, c.Append).messages
     assert message.internal_date == datetime(1996, 7, 17, 2, 44, 25, tzinfo=UTC)
-    assert "Invalid date-time" in error(b'a APPEND INBOX "32-Jul-1996 02:44:25 +0000" {1+}\r\nx\r\n').message
+    assert (
+        "Invalid date-time"
+        in error(b'a APPEND INBOX "32-Jul-1996 02:44:25 +0000" {1+}\r\nx\r\n').message
+    )
 
 
 def test_multiappend() -> None:
@@ -282,9 +291,13 @@ def test_append_binary_and_utf8() -> None:
     """RFC 3516 §4.4 literal8; RFC 6855 §4 UTF8 (~{n})."""
     (message,) = command(b"a APPEND Drafts ~{3+}\r\na\x00b\r\n", c.Append).messages
     assert message.binary and message.content == b"a\x00b"
-    (message,) = command(b"a APPEND Drafts (\\Draft) UTF8 (~{5+}\r\nh\xc3\xa9y!)\r\n", c.Append).messages
+    (message,) = command(
+        b"a APPEND Drafts (\\Draft) UTF8 (~{5+}\r\nh\xc3\xa9y!)\r\n", c.Append
+    ).messages
     assert message.utf8 and message.binary and message.content == b"h\xc3\xa9y!"
-    assert "UTF8 APPEND data must be a literal8" in error(b"a APPEND D UTF8 ({1+}\r\nx)\r\n").message
+    assert (
+        "UTF8 APPEND data must be a literal8" in error(b"a APPEND D UTF8 ({1+}\r\nx)\r\n").message
+    )
 
 
 @pytest.mark.parametrize(

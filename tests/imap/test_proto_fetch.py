@@ -128,13 +128,17 @@ def test_store() -> None:
     assert (cmd.mode, cmd.silent, cmd.flags) == (c.StoreMode.REMOVE, True, ("\\Seen", "$Forwarded"))
     cmd = command(b"a UID STORE 1:* FLAGS ()\r\n", c.Store)
     assert (cmd.uid, cmd.mode, cmd.flags) == (True, c.StoreMode.REPLACE, ())
-    cmd = command(b"a STORE 1 FLAGS.SILENT (\\Answered \\Flagged \\Deleted \\Seen \\Draft kw)\r\n", c.Store)
+    cmd = command(
+        b"a STORE 1 FLAGS.SILENT (\\Answered \\Flagged \\Deleted \\Seen \\Draft kw)\r\n", c.Store
+    )
     assert cmd.flags == ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "kw")
 
 
 def test_store_unchangedsince() -> None:
     """RFC 7162 §3.1.3 examples."""
-    cmd = command(b"a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)\r\n", c.Store)
+    cmd = command(
+        b"a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)\r\n", c.Store
+    )
     assert cmd.unchanged_since == 12121230045 and cmd.silent
     assert cmd.sequence_set == SequenceSet(((6, 6), (4, 4), (8, 8)))
     cmd = command(b"a104 STORE 50 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Deleted)\r\n", c.Store)

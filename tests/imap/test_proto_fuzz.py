@@ -19,9 +19,12 @@ VALID = [
     b"a3 AUTHENTICATE PLAIN dGVzdAB0ZXN0AHRlc3Q=\r\n",
     b"a4 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))\r\n",
     b'a5 LIST (SUBSCRIBED RECURSIVEMATCH) "" ("INBOX" "Sent/%") RETURN (STATUS (MESSAGES))\r\n',
-    b'a6 APPEND saved (\\Seen) " 7-Feb-1994 22:43:04 -0800" {11}\r\nhello world ~{3+}\r\na\x00b\r\n',
-    b'a7 UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR (FROM "x" SEEN) NOT 1:5 TEXT {2+}\r\n\xc3\xa9\r\n',
-    b"a8 UID FETCH 1:* (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From To)]<0.100>) (CHANGEDSINCE 1 VANISHED)\r\n",
+    b'a6 APPEND saved (\\Seen) " 7-Feb-1994 22:43:04 -0800" {11}\r\n'
+    b"hello world ~{3+}\r\na\x00b\r\n",
+    b'a7 UID SEARCH RETURN (MIN COUNT) CHARSET UTF-8 OR (FROM "x" SEEN) NOT 1:5 '
+    b"TEXT {2+}\r\n\xc3\xa9\r\n",
+    b"a8 UID FETCH 1:* (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (From To)]<0.100>) "
+    b"(CHANGEDSINCE 1 VANISHED)\r\n",
     b"a9 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted $Junk)\r\n",
     b"b1 SORT (REVERSE DATE SUBJECT) UTF-8 SINCE 1-Feb-1994\r\n",
     b'b2 THREAD REFERENCES US-ASCII TEXT "gewp"\r\n',
@@ -128,5 +131,7 @@ def test_mailbox_names_through_the_parser(name: str) -> None:
     assert isinstance(select, c.Select)
     assert select.mailbox == mailbox_name.normalize_inbox(name)
     raw = name.encode("utf-8")
-    (select,) = list(CommandParser(utf8_names=True).feed(b"a SELECT {%d+}\r\n%s\r\n" % (len(raw), raw)))
+    (select,) = list(
+        CommandParser(utf8_names=True).feed(b"a SELECT {%d+}\r\n%s\r\n" % (len(raw), raw))
+    )
     assert isinstance(select, c.Select) and select.mailbox == mailbox_name.normalize_inbox(name)

@@ -128,7 +128,9 @@ def test_line_too_long_resynchronises() -> None:
     parser = CommandParser(max_line=100)
     events = parser.feed(b"a SEARCH " + b"A" * 200)
     assert len(events) == 1 and isinstance(events[0], ParseError)
-    assert events[0].tag == "a" and events[0].message == "Line too long" and events[0].code == "TOOBIG"
+    assert (
+        events[0].tag == "a" and events[0].message == "Line too long" and events[0].code == "TOOBIG"
+    )
     assert parser.buffered < 100
     assert parser.feed(b"B" * 1000) == []
     assert parser.buffered == 0
@@ -223,7 +225,9 @@ def test_streamed_append_literal() -> None:
 def test_buffered_literals_share_one_budget() -> None:
     """Several small messages in one MULTIAPPEND stream once the budget is spent."""
     parser = CommandParser(literal_sink_threshold=100)
-    events = parser.feed(b"a APPEND INBOX {60+}\r\n" + b"x" * 60 + b" {60+}\r\n" + b"y" * 60 + b"\r\n")
+    events = parser.feed(
+        b"a APPEND INBOX {60+}\r\n" + b"x" * 60 + b" {60+}\r\n" + b"y" * 60 + b"\r\n"
+    )
     kinds = [type(e).__name__ for e in events]
     assert kinds == ["LiteralStart", "LiteralChunk", "LiteralEnd", "Append"]
     append = events[-1]
@@ -235,7 +239,12 @@ def test_buffered_literals_share_one_budget() -> None:
 def test_mailbox_literal_in_append_is_not_streamed() -> None:
     parser = CommandParser(literal_sink_threshold=4)
     events = parser.feed(b"a APPEND {5+}\r\nINBOX {5+}\r\nhello\r\n")
-    assert [type(e).__name__ for e in events] == ["LiteralStart", "LiteralChunk", "LiteralEnd", "Append"]
+    assert [type(e).__name__ for e in events] == [
+        "LiteralStart",
+        "LiteralChunk",
+        "LiteralEnd",
+        "Append",
+    ]
     append = events[-1]
     assert isinstance(append, c.Append) and append.mailbox == "INBOX"
 

@@ -42,19 +42,26 @@ def test_response_codes() -> None:
     """RFC 9051 §7.1, RFC 4315 §3, RFC 7162 §3.1.3."""
     assert ResponseCode.number("UIDNEXT", 4392).encode() == b"[UIDNEXT 4392]"
     assert ResponseCode.number("UIDVALIDITY", 3857529045).encode() == b"[UIDVALIDITY 3857529045]"
-    assert ResponseCode.number("HIGHESTMODSEQ", 715194045007).encode() == b"[HIGHESTMODSEQ 715194045007]"
+    assert (
+        ResponseCode.number("HIGHESTMODSEQ", 715194045007).encode()
+        == b"[HIGHESTMODSEQ 715194045007]"
+    )
     assert (
         ResponseCode.permanent_flags(["\\Deleted", "\\Seen"]).encode()
         == b"[PERMANENTFLAGS (\\Deleted \\Seen \\*)]"
     )
     assert ResponseCode.appenduid(38505, SequenceSet.of(3955)).encode() == b"[APPENDUID 38505 3955]"
     assert (
-        ResponseCode.copyuid(38505, SequenceSet.parse("304,319:320"), SequenceSet.parse("3956:3958")).encode()
+        ResponseCode.copyuid(
+            38505, SequenceSet.parse("304,319:320"), SequenceSet.parse("3956:3958")
+        ).encode()
         == b"[COPYUID 38505 304,319:320 3956:3958]"
     )
     assert ResponseCode.modified(SequenceSet.parse("7,9")).encode() == b"[MODIFIED 7,9]"
     assert ResponseCode.capability(["IMAP4rev2", "IDLE"]).encode() == b"[CAPABILITY IMAP4rev2 IDLE]"
-    assert ResponseCode.badcharset(["US-ASCII", "UTF-8"]).encode() == b"[BADCHARSET (US-ASCII UTF-8)]"
+    assert (
+        ResponseCode.badcharset(["US-ASCII", "UTF-8"]).encode() == b"[BADCHARSET (US-ASCII UTF-8)]"
+    )
     for name in [
         "ALERT",
         "ALREADYEXISTS",
@@ -165,7 +172,8 @@ def test_esearch() -> None:
     """RFC 4731 §3.1 / RFC 9051 §7.3.4 examples."""
     assert enc.esearch("A282", minimum=2, count=3) == b'* ESEARCH (TAG "A282") MIN 2 COUNT 3\r\n'
     assert (
-        enc.esearch("A283", numbers=SequenceSet.parse("2,10:11")) == b'* ESEARCH (TAG "A283") ALL 2,10:11\r\n'
+        enc.esearch("A283", numbers=SequenceSet.parse("2,10:11"))
+        == b'* ESEARCH (TAG "A283") ALL 2,10:11\r\n'
     )
     assert enc.esearch("A284", count=0) == b'* ESEARCH (TAG "A284") COUNT 0\r\n'
     assert (
@@ -231,7 +239,10 @@ def test_fetch_in_memory() -> None:
         .flags(["\\Seen"])
         .internal_date(moment)
         .size(4286)
-        .raw("ENVELOPE", b'("Wed, 17 Jul 1996 02:23:25 -0700 (PDT)" NIL NIL NIL NIL NIL NIL NIL NIL NIL)')
+        .raw(
+            "ENVELOPE",
+            b'("Wed, 17 Jul 1996 02:23:25 -0700 (PDT)" NIL NIL NIL NIL NIL NIL NIL NIL NIL)',
+        )
         .uid(7)
         .modseq(624140003)
         .literal("BODY[HEADER]", b"Subject: hi\r\n\r\n")
@@ -290,7 +301,8 @@ def test_refusals_of_parser_errors() -> None:
         b"a BAD Error in IMAP command FETCH: Invalid fetch item 'BODDY'\r\n"
     )
     assert answer(b"a SEARCH CHARSET X TEXT x\r\n") == (
-        b"a NO [BADCHARSET (US-ASCII UTF-8)] Error in IMAP command SEARCH: Unsupported charset X\r\n"
+        b"a NO [BADCHARSET (US-ASCII UTF-8)] "
+        b"Error in IMAP command SEARCH: Unsupported charset X\r\n"
     )
     assert answer(b"a APPEND INBOX {99999999999}\r\n") == b"a NO [TOOBIG] Literal too large\r\n"
     assert answer(b"a LOGIN {101}\r\n") == b"a BAD [TOOBIG] Literal too large\r\n"

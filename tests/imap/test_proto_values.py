@@ -40,7 +40,9 @@ def test_merge() -> None:
     assert SequenceSet.of(3, 1, 2, 7).encode() == b"1:3,7"
 
 
-@pytest.mark.parametrize("text", ["", "0", "1:0", "4294967296", "1,", ",1", "1::2", "a", "$,1", "1 2"])
+@pytest.mark.parametrize(
+    "text", ["", "0", "1:0", "4294967296", "1,", ",1", "1::2", "a", "$,1", "1 2"]
+)
 def test_invalid(text: str) -> None:
     with pytest.raises(ValueError):
         SequenceSet.parse(text)

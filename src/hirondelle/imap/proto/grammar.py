@@ -420,7 +420,9 @@ def parse_append(r: Reader, tag: str) -> c.Append:
         if utf8:
             r.expect(b")", "after the UTF8 message literal")
         messages.append(
-            c.AppendMessage(content=content, flags=flags, internal_date=when, binary=binary, utf8=utf8)
+            c.AppendMessage(
+                content=content, flags=flags, internal_date=when, binary=binary, utf8=utf8
+            )
         )
     return c.Append(tag=tag, mailbox=mailbox, messages=tuple(messages))
 
@@ -518,7 +520,9 @@ def _search(uid: bool) -> Grammar:
             charset = _charset(r)
             r.sp("search criteria")
         criteria = _search_program(r, charset or "UTF-8")
-        return c.Search(tag=tag, uid=uid, charset=charset, criteria=criteria, return_options=options)
+        return c.Search(
+            tag=tag, uid=uid, charset=charset, criteria=criteria, return_options=options
+        )
 
     return parse
 
@@ -873,7 +877,9 @@ def _copy(command: type[c.Copy] | type[c.Move], uid: bool) -> Grammar:
 
 # -- SORT THREAD ------------------------------------------------------------------------
 
-SORT_KEYS = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"})
+SORT_KEYS = frozenset(
+    {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
+)
 THREAD_ALGORITHMS = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
 
 

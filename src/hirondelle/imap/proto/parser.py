@@ -393,7 +393,9 @@ class CommandParser:
             return
         message = purpose == "message"
         limit = self.max_literal if message else self.max_line
-        too_big = size > limit or (self.literal_minus and not synchronizing and size > LITERAL_MINUS_MAX)
+        too_big = size > limit or (
+            self.literal_minus and not synchronizing and size > LITERAL_MINUS_MAX
+        )
         if too_big:
             tag, name = self._tag, self._name
             self._reset_command()
@@ -405,7 +407,8 @@ class CommandParser:
         self._remaining = size
         self._literal_binary = binary
         if message and (
-            size > self.literal_sink_threshold or self._buffered + size > self.literal_sink_threshold
+            size > self.literal_sink_threshold
+            or self._buffered + size > self.literal_sink_threshold
         ):
             index = len(self._literals)
             events.append(LiteralStart(self._tag, index, size, binary))
@@ -438,7 +441,9 @@ class CommandParser:
         )
         return None
 
-    def _fail(self, events: list[Event], fault: SyntaxFault, *, synchronizing: bool, size: int) -> None:
+    def _fail(
+        self, events: list[Event], fault: SyntaxFault, *, synchronizing: bool, size: int
+    ) -> None:
         tag, name = self._tag, self._name
         self._reset_command()
         events.append(_error(tag, name, fault))

@@ -47,7 +47,9 @@ _QUOTED_RE = re.compile(rb'"((?:[^"\\\r\n\x00]|\\["\\])*)"')
 _LITERAL_RE = re.compile(rb"(~?)\{(\d{1,20})(\+?)\}")
 _NUMBER_RE = re.compile(rb"\d+")
 _DATE_RE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
-_DATE_TIME_RE = re.compile(rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
+_DATE_TIME_RE = re.compile(
+    rb'"([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"'
+)
 _UNESCAPE_RE = re.compile(rb"\\(.)")
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 MONTHS = {
@@ -111,7 +113,9 @@ class Reader:
         "utf8_names",
     )
 
-    def __init__(self, lines: list[bytes], literals: list[Literal], *, utf8_names: bool = False) -> None:
+    def __init__(
+        self, lines: list[bytes], literals: list[Literal], *, utf8_names: bool = False
+    ) -> None:
         self._lines = lines
         self._literals = literals
         self._index = 0

@@ -286,7 +286,10 @@ class ResponseEncoder:
         return self.status(tag, "BAD", text, code)
 
     def refusal(
-        self, event: ParseError | LiteralTooLarge, *, charsets: Iterable[str] = ("US-ASCII", "UTF-8")
+        self,
+        event: ParseError | LiteralTooLarge,
+        *,
+        charsets: Iterable[str] = ("US-ASCII", "UTF-8"),
     ) -> bytes:
         """The answer to a parser error event, one rule for the whole server:
         BAD (RFC 9051 §7.1.3), NO [BADCHARSET (...)] for an unknown search charset
@@ -294,7 +297,9 @@ class ResponseEncoder:
         BAD [TOOBIG] for other literals (RFC 7888 §4, RFC 9051 §7.1)."""
         if isinstance(event, LiteralTooLarge):
             status = "NO" if event.command == "APPEND" else "BAD"
-            return self.status(event.tag, status, "Literal too large", ResponseCode.simple("TOOBIG"))
+            return self.status(
+                event.tag, status, "Literal too large", ResponseCode.simple("TOOBIG")
+            )
         if event.code == "BADCHARSET":
             return self.no(event.tag, event.message, ResponseCode.badcharset(charsets))
         code = ResponseCode.simple(event.code) if event.code else None
@@ -573,7 +578,9 @@ class FetchResponse:
             self._parts.append(b"{%d}\r\n" % len(data) + data)
         return self
 
-    def stream(self, name: str, size: int, handle: object, *, binary: bool = False) -> FetchResponse:
+    def stream(
+        self, name: str, size: int, handle: object, *, binary: bool = False
+    ) -> FetchResponse:
         """A body streamed later: announced now, its ``size`` octets from ``handle``.
 
         ``binary`` announces a literal8 (RFC 3516 §4.2: BINARY content may hold NUL).

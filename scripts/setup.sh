@@ -41,11 +41,22 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 
+pip_install() {
+    # pip's chatter about this machine's index locations is dropped; its errors and its
+    # exit status are kept.
+    local log status=0
+    log=$(mktemp)
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "$@" >"$log" 2>&1 || status=$?
+    grep -vE "is ignored: it is neither a file nor a directory" "$log" >&2 || true
+    rm -f "$log"
+    return "$status"
+}
+
 stamp=.venv/.hirondelle-installed
 if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     say "installing Python dependencies (requirements.lock)"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    pip_install --upgrade pip
+    pip_install -r requirements.lock
+    pip_install --no-deps -e .
     touch "$stamp"
 fi

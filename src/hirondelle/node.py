@@ -29,13 +29,24 @@ from hirondelle.web.app import create_app
 
 log = logging.getLogger(__name__)
 
-# Listener names whose front end exists in this version, and whether they speak TLS
-# from the first byte.
-IMPLEMENTED = {"http": False, "https": True}
-
 
 class ListenerUnavailable(Exception):
     pass
+
+
+@dataclass
+class ListenerContext:
+    """What a front end gets to start one listener."""
+
+    name: str
+    sock: socket.socket
+    services: Services
+    # The server TLS context (hirondelle.tls policy), for implicit TLS and STARTTLS.
+    tls: ssl.SSLContext | None
+    # Whether this listener speaks TLS from the first byte (imaps, pop3s, https...).
+    implicit_tls: bool
+    # Every listener of the node, name -> "host:port" (for status pages, greetings).
+    addresses: dict[str, str]
 
 
 @dataclass
@@ -68,6 +79,32 @@ def bind(endpoint: Endpoint) -> socket.socket:
     return sock
 
 
+StartListener = Callable[[ListenerContext], Awaitable[Listener]]
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """How a listener name is served: the front end's start function, and whether the
+    listener is implicit TLS. Front ends register below as they are built."""
+
+    start: StartListener
+    implicit_tls: bool
+
+
+async def _start_http_listener(context: ListenerContext) -> Listener:
+    app = create_app(context.services, listeners=context.addresses)
+    return await _start_http(
+        context.name, context.sock, app, context.tls if context.implicit_tls else None
+    )
+
+
+# Listener name -> front end. A [listen] key without an entry here is refused at start.
+FRONT_ENDS: dict[str, FrontEnd] = {
+    "http": FrontEnd(_start_http_listener, implicit_tls=False),
+    "https": FrontEnd(_start_http_listener, implicit_tls=True),
+}
+
+
 class Node:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -76,7 +113,7 @@ class Node:
         self._stopping = asyncio.Event()
 
     def check_listeners(self) -> None:
-        missing = [name for name in self.settings.listen.enabled() if name not in IMPLEMENTED]
+        missing = [name for name in self.settings.listen.enabled() if name not in FRONT_ENDS]
         if missing:
             raise ListenerUnavailable(
                 "this version of Hirondelle has no "
@@ -90,22 +127,43 @@ class Node:
         self.check_listeners()
         self.services = open_services(self.settings)
         try:
-            server_tls: ssl.SSLContext | None = None
             enabled = self.settings.listen.enabled()
-            if any(IMPLEMENTED[name] for name in enabled):
-                server_tls = tls.server_context_from_settings(self.settings)
+            server_tls = self._server_tls(enabled)
             sockets = {name: bind(endpoint) for name, endpoint in enabled.items()}
             addresses = {name: _address(sock) for name, sock in sockets.items()}
-            app = create_app(self.services, listeners=addresses)
             for name, sock in sockets.items():
-                listener = await _start_http(
-                    name, sock, app, server_tls if IMPLEMENTED[name] else None
+                front_end = FRONT_ENDS[name]
+                listener = await front_end.start(
+                    ListenerContext(
+                        name=name,
+                        sock=sock,
+                        services=self.services,
+                        tls=server_tls,
+                        implicit_tls=front_end.implicit_tls,
+                        addresses=addresses,
+                    )
                 )
                 self.listeners.append(listener)
                 announce(listener)
         except BaseException:
             await self.stop()
             raise
+
+    def _server_tls(self, enabled: dict[str, Endpoint]) -> ssl.SSLContext | None:
+        """The TLS context every listener gets (STARTTLS needs it on plain ports too).
+        Without a certificate, plain listeners run without STARTTLS; implicit-TLS ones
+        cannot run at all."""
+        try:
+            return tls.server_context_from_settings(self.settings)
+        except (OSError, ssl.SSLError) as error:
+            needing = [name for name in enabled if FRONT_ENDS[name].implicit_tls]
+            if needing:
+                raise ListenerUnavailable(
+                    f"cannot load the TLS certificate {self.settings.certificate_path()} "
+                    f"for {', '.join(needing)}: {getattr(error, 'strerror', None) or error}"
+                ) from None
+            log.warning("no usable TLS certificate (%s): STARTTLS is not offered", error)
+            return None
 
     async def stop(self) -> None:
         for listener in reversed(self.listeners):

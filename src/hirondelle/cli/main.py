@@ -28,7 +28,7 @@ from hirondelle import __version__, tls
 from hirondelle.config import ConfigError, Settings, load_settings, parse_size, render_config
 from hirondelle.errors import Refused
 from hirondelle.identity.accounts import UNCHANGED, Unchanged
-from hirondelle.node import IMPLEMENTED, ListenerUnavailable, Node
+from hirondelle.node import FRONT_ENDS, ListenerUnavailable, Node
 from hirondelle.services import Services, open_services
 
 T = TypeVar("T")
@@ -208,7 +208,7 @@ def init(data: Path, domain: str, hostname: str | None) -> None:
 
     domain = normalize_domain(domain)
     hostname = hostname or f"mail.{domain}"
-    listen = {name: STANDARD_PORTS[name] for name in IMPLEMENTED}
+    listen = {name: STANDARD_PORTS[name] for name in FRONT_ENDS}
     settings = initialise(data, domain=domain, hostname=hostname, listen=listen)
     console.print(f"initialised {data}", highlight=False)
     console.print(f"  configuration  {data / 'hirondelle.toml'}", highlight=False)
@@ -264,7 +264,7 @@ def demo(keep: bool) -> None:
     data = Path(tempfile.mkdtemp(prefix="hirondelle-demo-"))
     domain = "example.test"
     host = "127.0.0.1"
-    listen = {name: f"{host}:{free_or_any(host, DEMO_PORTS[name])}" for name in IMPLEMENTED}
+    listen = {name: f"{host}:{free_or_any(host, DEMO_PORTS[name])}" for name in FRONT_ENDS}
     settings = initialise(data, domain=domain, hostname="localhost", listen=listen)
     password = generate_password()
     address = f"demo@{domain}"

@@ -11,6 +11,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/setup.sh"
 cd "$root"
 
+# Debian packages the tests use (real clients and reference servers).
+apt_install ca-certificates
+
 pg_answers() {
     .venv/bin/python - "$1" <<'PY' 2>/dev/null
 import sys, psycopg

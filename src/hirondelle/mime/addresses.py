@@ -176,7 +176,9 @@ def _finish_mailbox(tokens: list[_Token], items: list[AddressItem]) -> None:
     """RFC 5322 §3.4 mailbox: ``[display-name] "<" [route] addr-spec ">"`` or addr-spec."""
     if not any(token.kind != "comment" for token in tokens):
         return
-    comments = [token.text for token in tokens if token.kind == "comment"]
+    last_word = max(i for i, token in enumerate(tokens) if token.kind != "comment")
+    # RFC 822 style "addr-spec (Full Name)": a comment after the address names it.
+    comments = [token.text for token in tokens[last_word + 1 :] if token.kind == "comment"]
     opening = next((i for i, t in enumerate(tokens) if t.kind == "special" and t.text == b"<"), -1)
     if opening >= 0:
         name = _phrase(tokens[:opening])

@@ -9,6 +9,7 @@ Choices, all matching Dovecot so that clients moving between servers see the sam
   sent still encoded under the name with a trailing ``*`` (``"filename*" "utf-8''%E2..."``);
 - ``size`` is the number of octets of the body as stored, ``lines`` (text/* and
   message/rfc822) the number of LF octets in it;
+- Content-Language is always sent in the list form (``("fr")``);
 - extension data is always complete: ``md5 disposition language location`` for a
   single part (md5 is always NIL: Content-MD5 is obsolete and never checked), ``params
   disposition language location`` for a multipart.
@@ -101,14 +102,13 @@ def _render_disposition(disposition: ContentField | None) -> bytes:
 
 
 def _render_language(value: bytes | None) -> bytes:
-    """RFC 9051 §9 ``body-fld-lang``: one string or a list (RFC 3282 Content-Language)."""
+    """RFC 9051 §9 ``body-fld-lang`` (RFC 3282 Content-Language): always the list form,
+    even for one tag, as Dovecot sends it."""
     if value is None:
         return NIL
     tags = [tag.strip() for tag in value.replace(b";", b",").split(b",") if tag.strip()]
     if not tags:
         return NIL
-    if len(tags) == 1:
-        return render_string(tags[0])
     return render_list([render_string(tag) for tag in tags])
 
 

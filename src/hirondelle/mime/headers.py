@@ -177,8 +177,14 @@ def lookup_charset(charset: str | None) -> str | None:
 def decode_text(data: bytes, charset: str | None) -> str:
     """Decode body or word bytes in ``charset``; unknown charsets try UTF-8 then Windows-1252.
 
-    Never raises: undecodable bytes become U+FFFD.
+    Never raises: undecodable bytes become U+FFFD; NUL characters are dropped (PostgreSQL
+    text cannot hold them, and no mail text needs them).
     """
+    text = _decode_text(data, charset)
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+def _decode_text(data: bytes, charset: str | None) -> str:
     codec = lookup_charset(charset)
     if codec is not None and codec != "utf-8":
         try:
@@ -194,7 +200,12 @@ def decode_text(data: bytes, charset: str | None) -> str:
 
 
 def decode_header_bytes(data: bytes) -> str:
-    """Raw header bytes to text: UTF-8 (RFC 6532), else ISO-8859-1, which never fails."""
+    """Raw header bytes to text: UTF-8 (RFC 6532), else ISO-8859-1, which never fails.
+
+    NUL octets are dropped.
+    """
+    if b"\x00" in data:
+        data = data.replace(b"\x00", b"")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -203,6 +214,7 @@ def decode_header_bytes(data: bytes) -> str:
 
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]{1,60})\?([QqBb])\?([^?]*)\?=")
 _SPACES = re.compile(rb"[ \t\r\n]+")
+_BASE64_WORD = re.compile(rb"[A-Za-z0-9+/]*")
 
 
 def decode_words(value: bytes) -> str:
@@ -250,7 +262,9 @@ def decode_words(value: bytes) -> str:
 def _decode_word_payload(encoding: bytes, text: bytes) -> bytes | None:
     if encoding in (b"Q", b"q"):
         return binascii.a2b_qp(text, header=True)
-    compact = _SPACES.sub(b"", text)
+    compact = _SPACES.sub(b"", text).rstrip(b"=")
+    if not _BASE64_WORD.fullmatch(compact) or len(compact) % 4 == 1:
+        return None
     compact += b"=" * (-len(compact) % 4)
     try:
         return binascii.a2b_base64(compact)

@@ -4,6 +4,10 @@
 with ``\\`` and ``"`` escaped; anything else is sent as a synchronising literal
 ``{n}\\r\\n<n octets>``. NUL cannot appear in an IMAP literal either (RFC 9051 §4.3 allows
 it only in literal8), so NUL octets are dropped before rendering.
+
+Dovecot sends any string containing ``"`` or ``\\`` (and any folded header) as a literal;
+both forms are equivalent for a conforming client, and the escaped quoted form keeps
+FETCH responses on one line.
 """
 
 from __future__ import annotations

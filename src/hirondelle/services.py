@@ -16,7 +16,7 @@ from hirondelle.mail.recipients import AliasService
 from hirondelle.store import migrate
 from hirondelle.store.blobs import FileBlobStore
 from hirondelle.store.database import Database
-from hirondelle.store.notifications import NotificationBus
+from hirondelle.store.notifications import InProcessBus, NotificationBus
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Services:
 
 def open_services(settings: Settings, *, upgrade_schema: bool = True) -> Services:
     """Open the store (migrating it to the current schema) and build the services."""
-    bus = NotificationBus()
+    bus = InProcessBus()
     database = Database(
         settings.database_url(),
         bus=bus,

@@ -39,7 +39,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from hirondelle.store import schema
-from hirondelle.store.notifications import Change, NotificationBus
+from hirondelle.store.notifications import Change, InProcessBus, NotificationBus
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class Database:
         self.dialect = self.url.get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
-        self.bus = bus if bus is not None else NotificationBus()
+        self.bus: NotificationBus = bus if bus is not None else InProcessBus()
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="store-read")
         self._closed = False
         if self.dialect == "sqlite":

@@ -16,8 +16,9 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,19 @@ class Subscription:
         return self._event.is_set()
 
 
-class NotificationBus:
-    """In-process publish/subscribe keyed by account id.
+class NotificationBus(Protocol):
+    """Publish/subscribe of account changes. ``publish`` is called after commit, from
+    any thread; ``subscribe`` yields a :class:`Subscription` for one account."""
+
+    def publish(self, change: Change) -> None: ...
+
+    def subscribe(self, account_id: int) -> AbstractAsyncContextManager[Subscription]: ...
+
+    def subscriber_count(self, account_id: int) -> int: ...
+
+
+class InProcessBus:
+    """The bus of one node: in-process publish/subscribe keyed by account id.
 
     ``publish`` may be called from any thread: delivery is moved onto the loop each
     subscription was created in.

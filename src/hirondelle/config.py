@@ -60,6 +60,7 @@ __all__ = [
     "ListenSettings",
     "ServerSettings",
     "Settings",
+    "SmtpSettings",
     "StoreSettings",
     "TLSSettings",
     "TLSVersion",
@@ -472,6 +473,69 @@ class LimitsSettings(_Section):
     )
 
 
+class SmtpSettings(_Section):
+    """Mail transport: the outbound queue, the smarthost, inbound checks and submission."""
+
+    relay: EndpointValue | None = Field(
+        default=None,
+        description=(
+            'A smarthost, `"host:port"`, that receives every outgoing message instead of '
+            "the recipients' MX servers. STARTTLS is used when the relay offers it. Not "
+            "set: mail goes directly to each domain's MX (RFC 5321 §5.1)."
+        ),
+        examples=["smtp.provider.example:587"],
+    )
+    relay_username: str = Field(
+        default="",
+        description="The user name for AUTH at the smarthost. Empty: no authentication.",
+        examples=["mail@example.org"],
+    )
+    relay_password: str = Field(
+        default="",
+        description="The password for AUTH at the smarthost (sent only over TLS).",
+    )
+    queue_lifetime_seconds: Count = Field(
+        default=5 * 86400,
+        ge=60,
+        description=(
+            "How long an outgoing message is retried before it is returned to its sender "
+            "with a delivery status notification (RFC 5321 §4.5.4.1: 4-5 days)."
+        ),
+    )
+    delay_warning_seconds: Count = Field(
+        default=4 * 3600,
+        ge=60,
+        description=(
+            "After how long a still-undelivered message earns its sender one warning "
+            "(a delayed-delivery notice, RFC 3464 action=delayed)."
+        ),
+    )
+    retry_initial_seconds: Count = Field(
+        default=300,
+        ge=1,
+        description=(
+            "The wait before the first retry of a temporary failure; each further wait "
+            "doubles, up to 4 hours (RFC 5321 §4.5.4.1)."
+        ),
+    )
+    max_auth_failures: Count = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Failed AUTH attempts after which a submission connection is closed with "
+            "`421 4.7.0`."
+        ),
+    )
+    verify_inbound: bool = Field(
+        default=True,
+        description=(
+            "Check SPF, DKIM and DMARC of mail from other servers, record the verdicts in "
+            "an Authentication-Results header (RFC 8601) and refuse DMARC `p=reject` "
+            "failures."
+        ),
+    )
+
+
 class IdentitySettings(_Section):
     """Accounts and passwords."""
 
@@ -497,6 +561,7 @@ class Settings(BaseModel):
     tls: TLSSettings = Field(default_factory=TLSSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     data_dir: Path = Field(description="The data directory; set by the loader, not the file.")
 
     def _under_data_dir(self, configured: str, default: str) -> Path:

@@ -61,13 +61,15 @@ def find_header_end(raw: bytes, start: int, limit: int) -> tuple[int, int]:
         return start, start + 2
     if raw[start] == 0x0A:  # b"\n"
         return start, start + 1
-    lf_lf = raw.find(b"\n\n", start, limit)
+    # Search for the CRLF form first, then for the bare-LF form only before it, so that a
+    # huge body is not scanned for a pattern that occurs only in its header.
     lf_crlf = raw.find(b"\n\r\n", start, limit)
-    if lf_lf < 0 and lf_crlf < 0:
-        return limit, limit
-    if lf_crlf < 0 or (0 <= lf_lf < lf_crlf):
+    lf_lf = raw.find(b"\n\n", start, limit if lf_crlf < 0 else lf_crlf + 2)
+    if lf_lf >= 0:
         return lf_lf + 1, lf_lf + 2
-    return lf_crlf + 1, lf_crlf + 3
+    if lf_crlf >= 0:
+        return lf_crlf + 1, lf_crlf + 3
+    return limit, limit
 
 
 def parse_header_block(block: bytes) -> tuple[HeaderField, ...]:

@@ -123,7 +123,10 @@ def _parse_entity(
     header_end, body_start = find_header_end(raw, start, limit)
     headers = Headers(parse_header_block(raw[start:header_end]))
     part = _describe(headers, section, start, header_end, body_start, limit, digest_default)
-    if opaque or depth >= MAX_DEPTH or budget.parts >= MAX_PARTS:
+    if opaque:  # the rest of a multipart past MAX_PARTS, whatever its first header says
+        _make_opaque(part)
+        return part
+    if depth >= MAX_DEPTH or budget.parts >= MAX_PARTS:
         if part.is_multipart or part.content_type in ("message/rfc822", "message/global"):
             _make_opaque(part)
         return part

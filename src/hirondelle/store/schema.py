@@ -289,3 +289,66 @@ audit_log = sa.Table(
     sa.Column("reason", sa.String(64), nullable=False, default=""),
     sa.Index("ix_audit_log_account_id_at", "account_id", "at"),
 )
+
+# -- mail transport (issue 3): the outbound queue and DKIM keys --------------------------
+
+# One outgoing message: its content (a referenced blob) and envelope sender. Rows live
+# in SQL, not memory, so a message accepted with 250 survives a restart or kill -9.
+queue_messages = sa.Table(
+    "queue_messages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("blob_hash", sa.String(64), sa.ForeignKey("blobs.hash"), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    # The envelope sender; "" is the null reverse-path of bounces (RFC 5321 §4.5.5).
+    sa.Column("mail_from", sa.String(320), nullable=False),
+    # The submitting account, to which bounces and delay warnings are filed directly.
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_queue_messages_blob_hash", "blob_hash"),
+)
+
+# One recipient of a queued message, with its own retry schedule and outcome.
+queue_recipients = sa.Table(
+    "queue_recipients",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column(
+        "message_id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.ForeignKey("queue_messages.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("address", sa.String(320), nullable=False),
+    sa.Column("domain", sa.String(253), nullable=False),
+    # When the worker may try next; a worker that claims a row pushes it forward by a
+    # lease, so a crashed worker's rows are retried by another after the lease.
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=False, default=""),
+    sa.Column("delay_warned", sa.Boolean, nullable=False, default=False),
+    sa.Index("ix_queue_recipients_next_attempt_at", "next_attempt_at"),
+)
+
+# DKIM signing keys (RFC 6376), kept in SQL so that every node of a cluster signs alike.
+dkim_keys = sa.Table(
+    "dkim_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("domain", sa.String(253), nullable=False),
+    sa.Column("selector", sa.String(63), nullable=False),
+    # "rsa-sha256" or "ed25519-sha256" (RFC 8463).
+    sa.Column("algorithm", sa.String(32), nullable=False),
+    # PKCS#8 PEM for RSA; the raw 32-byte seed, base64, for Ed25519 (dkimpy's format).
+    sa.Column("private_key", sa.Text, nullable=False),
+    # The base64 public key for the DNS record.
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("domain", "selector"),
+)

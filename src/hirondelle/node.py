@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 
 from hirondelle import tls
 from hirondelle.config import Endpoint, Settings
+from hirondelle.pop3 import server as pop3_server
 from hirondelle.services import Services, open_services
 from hirondelle.web.app import create_app
 
@@ -102,6 +103,8 @@ async def _start_http_listener(context: ListenerContext) -> Listener:
 FRONT_ENDS: dict[str, FrontEnd] = {
     "http": FrontEnd(_start_http_listener, implicit_tls=False),
     "https": FrontEnd(_start_http_listener, implicit_tls=True),
+    "pop3": FrontEnd(pop3_server.start, implicit_tls=False),
+    "pop3s": FrontEnd(pop3_server.start, implicit_tls=True),
 }
 
 

@@ -1,0 +1,464 @@
+"""The outbound queue: mail for other servers, kept in SQL until it is delivered or
+returned (RFC 5321 §4.5.4 retry strategy, §5 address resolution).
+
+- :class:`OutboundQueue` adds messages (after which the caller may answer 250) and is
+  what ``hirondelle queue list|retry|delete`` use.
+- :class:`QueueWorker`, started by the node, claims due recipients, groups them per
+  domain and sends over one connection per domain (opportunistic STARTTLS, RFC 3207),
+  through the domain's MX hosts (dnspython's asyncio resolver, falling back to the
+  domain's own address when it has no MX, RFC 5321 §5.1; a null MX, RFC 7505, is a
+  permanent failure), or through a smarthost (``[smtp] relay``).
+- A 5xx reply is permanent: the sender gets a delivery status notification
+  (``mail/dsn.py``). A 4xx reply or a network error is temporary: the recipient is
+  retried after ``retry_initial_seconds``, doubling up to 4 hours, until
+  ``queue_lifetime_seconds`` have passed; after ``delay_warning_seconds`` the sender gets
+  one delay notice.
+
+Delivery is at-least-once: a worker that dies after the remote 250 and before the
+queue row is removed sends that recipient again after the claim's lease (the same
+trade-off as every MTA; RFC 5321 §6.1 accepts duplicates, never loss).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiosmtplib
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+
+from hirondelle.config import Settings
+from hirondelle.mail import dsn
+from hirondelle.mail.delivery import MailService
+from hirondelle.mail.recipients import resolve
+from hirondelle.store import queue as queue_store
+from hirondelle.store.blobs import FileBlobStore
+from hirondelle.store.database import Database, WriteContext, now_us
+from hirondelle.store.queue import QueuedRecipient
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_INTERVAL_SECONDS = 4 * 3600
+# How long a claimed recipient is reserved for the worker that claimed it.
+CLAIM_LEASE_SECONDS = 600
+CLAIM_BATCH = 100
+
+
+class TemporaryFailure(Exception):
+    """Try again later (DNS timeout, connection refused, a 4xx reply)."""
+
+
+class PermanentFailure(Exception):
+    """Give up and tell the sender (no such domain, null MX, a 5xx reply)."""
+
+    def __init__(self, message: str, *, status: str = "5.0.0") -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    host: str
+    port: int = 25
+
+
+class Router(Protocol):
+    """Where to send mail for a domain, best first."""
+
+    async def routes(self, domain: str) -> list[Route]: ...
+
+
+class MxRouter:
+    """RFC 5321 §5.1 through DNS (dnspython's asyncio resolver: the loop never blocks)."""
+
+    def __init__(self, *, port: int = 25, timeout: float = 10.0) -> None:
+        self.port = port
+        self.timeout = timeout
+
+    async def routes(self, domain: str) -> list[Route]:
+        try:
+            answer = await dns.asyncresolver.resolve(domain, "MX", lifetime=self.timeout)
+        except dns.resolver.NXDOMAIN:
+            raise PermanentFailure(f"domain {domain} does not exist", status="5.1.2") from None
+        except dns.resolver.NoAnswer:
+            # No MX: the domain itself is the implicit MX, if it has an address.
+            return [Route(domain, self.port)]
+        except dns.exception.DNSException as error:
+            raise TemporaryFailure(f"DNS lookup of {domain} MX failed: {error}") from None
+        records = sorted((r.preference, r.exchange.to_text(True)) for r in answer)
+        if len(records) == 1 and records[0][1] in ("", "."):
+            raise PermanentFailure(f"{domain} accepts no mail (null MX)", status="5.1.10")
+        # RFC 5321 §5.1: equal preferences are tried in random order.
+        random.shuffle(records)
+        records.sort(key=lambda record: record[0])
+        return [Route(host, self.port) for _, host in records if host not in ("", ".")]
+
+
+class StaticRouter:
+    """Fixed routes per domain (a test's fake remote MX, or a split-horizon setup)."""
+
+    def __init__(self, routes: Mapping[str, Sequence[Route]]) -> None:
+        self._routes = {domain.lower(): list(found) for domain, found in routes.items()}
+
+    async def routes(self, domain: str) -> list[Route]:
+        found = self._routes.get(domain.lower())
+        if not found:
+            raise PermanentFailure(f"no route to {domain}", status="5.1.2")
+        return found
+
+
+class RelayRouter:
+    """Everything through one smarthost (``[smtp] relay``)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._route = Route(host, port)
+
+    async def routes(self, domain: str) -> list[Route]:
+        return [self._route]
+
+
+class OutboundQueue:
+    """Adding to and administering the queue."""
+
+    def __init__(self, database: Database, blobs: FileBlobStore) -> None:
+        self.database = database
+        self.blobs = blobs
+
+    async def enqueue(
+        self,
+        raw: bytes,
+        *,
+        mail_from: str,
+        recipients: Sequence[str],
+        account_id: int | None = None,
+    ) -> int:
+        """Store ``raw`` durably and queue it; returns after commit (so 250 is safe)."""
+        blob = await self.blobs.put(raw)
+        return await self.database.write(
+            lambda ctx: queue_store.enqueue(
+                ctx,
+                blob=blob,
+                mail_from=mail_from,
+                recipients=recipients,
+                account_id=account_id,
+            )
+        )
+
+    async def entries(self) -> list[QueuedRecipient]:
+        return await self.database.read(queue_store.list_recipients)
+
+    async def retry(self, message_ids: Sequence[int] | None = None) -> int:
+        """Make queued recipients due now (all, or those of ``message_ids``)."""
+        now = now_us()
+        return await self.database.write(
+            lambda ctx: queue_store.retry_now(ctx, message_ids, now=now)
+        )
+
+    async def delete(self, message_ids: Sequence[int]) -> int:
+        """Drop messages from the queue without telling anyone; how many recipients."""
+
+        def write(ctx: WriteContext) -> int:
+            ids = queue_store.recipient_ids_of(ctx.conn, message_ids)
+            return queue_store.remove_recipients(ctx, ids)
+
+        return await self.database.write(write)
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    recipient: QueuedRecipient
+    code: int  # SMTP reply code, 0 for a network or DNS failure
+    text: str
+    status: str
+    remote: str
+
+    @property
+    def delivered(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+
+class QueueWorker:
+    """Sends what is due, then sleeps until the next due time or ``poll_interval``
+    (polling lets every node see what other nodes queued)."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        blobs: FileBlobStore,
+        mail: MailService,
+        settings: Settings,
+        router: Router | None = None,
+        poll_interval: float = 1.0,
+        connect_timeout: float = 30.0,
+    ) -> None:
+        self.database = database
+        self.blobs = blobs
+        self.mail = mail
+        self.settings = settings
+        smtp = settings.smtp
+        if router is not None:
+            self.router: Router = router
+        elif smtp.relay is not None:
+            self.router = RelayRouter(smtp.relay.host, smtp.relay.port)
+        else:
+            self.router = MxRouter()
+        self.poll_interval = poll_interval
+        self.connect_timeout = connect_timeout
+        self.queue = OutboundQueue(database, blobs)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="outbound-queue")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbound queue run failed; retrying in %ss", self.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_interval)
+
+    # -- one pass ----------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Claim every due recipient and try it; returns how many were tried."""
+        now = now_us()
+        claimed = await self.database.write(
+            lambda ctx: queue_store.claim_due(
+                ctx, now=now, lease_us=CLAIM_LEASE_SECONDS * 1_000_000, limit=CLAIM_BATCH
+            )
+        )
+        if not claimed:
+            return 0
+        by_domain: dict[str, list[QueuedRecipient]] = defaultdict(list)
+        for recipient in claimed:
+            by_domain[recipient.domain].append(recipient)
+        results = await asyncio.gather(
+            *(self._send_domain(domain, group) for domain, group in by_domain.items())
+        )
+        for group_results in results:
+            await self._record(group_results)
+        return len(claimed)
+
+    async def _send_domain(self, domain: str, group: list[QueuedRecipient]) -> list[_Result]:
+        """RFC 5321 §5.1: try each route in order; one connection carries every message
+        of the domain (connection reuse)."""
+        try:
+            routes = await self.router.routes(domain)
+        except PermanentFailure as failure:
+            return [_Result(r, 550, str(failure), failure.status, "") for r in group]
+        except TemporaryFailure as failure:
+            return [_Result(r, 0, str(failure), "4.4.3", "") for r in group]
+        last_error = "no route"
+        for route in routes:
+            try:
+                return await self._send_over(route, group)
+            except (OSError, TimeoutError, aiosmtplib.SMTPException) as error:
+                last_error = f"{route.host}:{route.port}: {error}"
+                log.info("outbound: %s", last_error)
+        return [_Result(r, 0, last_error, "4.4.1", "") for r in group]
+
+    async def _send_over(self, route: Route, group: list[QueuedRecipient]) -> list[_Result]:
+        smtp_settings = self.settings.smtp
+        client = aiosmtplib.SMTP(
+            hostname=route.host,
+            port=route.port,
+            local_hostname=self.settings.server.hostname,
+            timeout=self.connect_timeout,
+            # Opportunistic STARTTLS (RFC 3207): use it when offered, without insisting
+            # on a certificate that matches (MX names rarely do; RFC 7435).
+            start_tls=None,
+            validate_certs=False,
+            use_tls=False,
+        )
+        await client.connect()
+        results: list[_Result] = []
+        try:
+            if smtp_settings.relay is not None and smtp_settings.relay_username:
+                await client.login(smtp_settings.relay_username, smtp_settings.relay_password)
+            by_message: dict[int, list[QueuedRecipient]] = defaultdict(list)
+            for recipient in group:
+                by_message[recipient.message_id].append(recipient)
+            for recipients in by_message.values():
+                results.extend(await self._send_message(client, route, recipients))
+        finally:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+        return results
+
+    async def _send_message(
+        self, client: aiosmtplib.SMTP, route: Route, recipients: list[QueuedRecipient]
+    ) -> list[_Result]:
+        first = recipients[0]
+        remote = route.host
+        raw = await self.blobs.get(first.blob_hash)
+        try:
+            await client.mail(first.mail_from)
+        except aiosmtplib.SMTPResponseException as error:
+            await _reset(client)
+            return [
+                _Result(r, error.code, error.message, _status(error), remote) for r in recipients
+            ]
+        accepted: list[QueuedRecipient] = []
+        results: list[_Result] = []
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient.address)
+            except aiosmtplib.SMTPResponseException as error:
+                results.append(
+                    _Result(recipient, error.code, error.message, _status(error), remote)
+                )
+            else:
+                accepted.append(recipient)
+        if not accepted:
+            await _reset(client)
+            return results
+        try:
+            response = await client.data(raw)
+        except aiosmtplib.SMTPResponseException as error:
+            await _reset(client)
+            return results + [
+                _Result(r, error.code, error.message, _status(error), remote) for r in accepted
+            ]
+        return results + [
+            _Result(r, response.code, response.message, "2.0.0", remote) for r in accepted
+        ]
+
+    async def _record(self, results: list[_Result]) -> None:
+        now = now_us()
+        lifetime = self.settings.smtp.queue_lifetime_seconds * 1_000_000
+        warn_after = self.settings.smtp.delay_warning_seconds * 1_000_000
+        done: list[int] = []
+        failed: list[_Result] = []
+        for result in results:
+            recipient = result.recipient
+            if result.delivered:
+                log.info("outbound: %s delivered via %s", recipient.address, result.remote)
+                done.append(recipient.id)
+            elif result.permanent or now - recipient.created_at >= lifetime:
+                log.info("outbound: %s failed: %s", recipient.address, result.text)
+                done.append(recipient.id)
+                failed.append(result)
+        delayed = [
+            r
+            for r in results
+            if not r.delivered
+            and r not in failed
+            and not r.recipient.delay_warned
+            and now - r.recipient.created_at >= warn_after
+        ]
+        # Notices first: once the rows are gone, so is the original message.
+        await self._notify(failed, action="failed")
+        await self._notify(delayed, action="delayed")
+        warned = {r.recipient.id for r in delayed}
+
+        def write(ctx: WriteContext) -> None:
+            for result in results:
+                if result.recipient.id in done:
+                    continue
+                interval = min(
+                    self.settings.smtp.retry_initial_seconds * 2**result.recipient.attempts,
+                    MAX_RETRY_INTERVAL_SECONDS,
+                )
+                queue_store.reschedule(
+                    ctx,
+                    result.recipient.id,
+                    next_attempt_at=now + interval * 1_000_000,
+                    error=_diagnostic(result),
+                    delay_warned=True if result.recipient.id in warned else None,
+                )
+            queue_store.remove_recipients(ctx, done)
+
+        await self.database.write(write)
+
+    async def _notify(self, results: list[_Result], *, action: dsn.Action) -> None:
+        """RFC 3464 notices to each sender, one per message."""
+        by_message: dict[int, list[_Result]] = defaultdict(list)
+        for result in results:
+            by_message[result.recipient.message_id].append(result)
+        for group in by_message.values():
+            first = group[0].recipient
+            if not first.mail_from:
+                log.warning("outbound: a notification could not be delivered; dropped")
+                continue
+            original = await self.blobs.get(first.blob_hash)
+            status = [
+                dsn.RecipientStatus(
+                    address=r.recipient.address,
+                    action=action,
+                    status=r.status if action == "failed" else "4.4.7",
+                    diagnostic=_diagnostic(r),
+                    remote_mta=r.remote,
+                )
+                for r in group
+            ]
+            report = dsn.build_report(
+                reporting_host=self.settings.server.hostname,
+                sender=first.mail_from,
+                original=original,
+                recipients=status,
+                arrival=first.created_at / 1_000_000,
+            )
+            await self._return_to_sender(first.mail_from, report)
+
+    async def _return_to_sender(self, sender: str, report: bytes) -> None:
+        """A local sender gets the notice in the Inbox at once; a remote one by mail,
+        with the null reverse-path (RFC 5321 §4.5.5)."""
+        try:
+            resolution = await self.database.read(lambda conn: resolve(conn, sender))
+        except Exception:
+            log.warning("outbound: cannot return a notice to %r", sender)
+            return
+        if resolution.local:
+            await self.mail.deliver(report, [local.account_id for local in resolution.local])
+        if resolution.external:
+            await self.queue.enqueue(report, mail_from="", recipients=resolution.external)
+
+
+async def _reset(client: aiosmtplib.SMTP) -> None:
+    with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+        await client.rset()
+
+
+def _status(error: aiosmtplib.SMTPResponseException) -> str:
+    """The enhanced status code of a reply (RFC 3463), or one implied by its class."""
+    words = error.message.split(maxsplit=1)
+    if words and words[0].count(".") == 2 and words[0][0] in "245":
+        return words[0]
+    return "5.0.0" if error.code >= 500 else "4.0.0"
+
+
+def _diagnostic(result: _Result) -> str:
+    if result.code:
+        return f"smtp; {result.code} {result.text}"
+    return f"X-Hirondelle; {result.text}"

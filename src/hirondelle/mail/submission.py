@@ -1,0 +1,212 @@
+"""Accepting mail for transport: recipient checks, sender identity, and the hand-off to
+delivery or the outbound queue.
+
+Every SMTP listener (MX, LMTP, submission) asks the same questions here, so the rules
+exist once:
+
+- :meth:`Transport.check_recipient` (RFC 5321 §3.3 RCPT): local domain or not (relaying
+  only for authenticated users), unknown address, recipient over quota (checked again
+  at delivery, because the quota may fill between RCPT and DATA);
+- :meth:`Transport.check_sender` (RFC 6409 §6.1): a user may send only as one of the
+  account's addresses or aliases (with any ``+tag``), in the envelope and in ``From:``;
+- :meth:`Transport.prepare_submission` (RFC 6409 §8.1, §8.3): adds ``Message-ID`` and
+  ``Date`` when missing, then DKIM-signs for the ``From:`` domain;
+- :meth:`Transport.dispatch`: local recipients are delivered through
+  :meth:`MailService.deliver` (the one delivery path), remote ones queued; only when
+  both have returned is the message durable and may the protocol answer 250.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Connection
+
+from hirondelle.errors import Reason, Refused
+from hirondelle.mail.addresses import normalize_address, split_address, without_subaddress
+from hirondelle.mail.delivery import DeliveryOutcome, MailService
+from hirondelle.mail.dkim import DkimService
+from hirondelle.mail.dsn import header_block
+from hirondelle.mail.queue import OutboundQueue
+from hirondelle.mail.recipients import Resolution, resolve
+from hirondelle.store import directory, mailboxes
+from hirondelle.store.database import Database
+from hirondelle.store.directory import Account
+
+
+def header_values(raw: bytes, name: str) -> list[str]:
+    """The unfolded values of every ``name:`` field of the header section."""
+    text = header_block(raw).decode("utf-8", "surrogateescape")
+    unfolded = re.sub(r"\r?\n[ \t]", " ", text)
+    prefix = name.lower() + ":"
+    return [
+        line[len(prefix) :].strip()
+        for line in unfolded.splitlines()
+        if line.lower().startswith(prefix)
+    ]
+
+
+def prepend_headers(raw: bytes, fields: Sequence[tuple[str, str]]) -> bytes:
+    """``raw`` with ``Name: value`` lines added on top (trace fields go first, RFC 5321
+    §4.4)."""
+    lines = b"".join(f"{name}: {value}\r\n".encode() for name, value in fields)
+    return lines + raw
+
+
+@dataclass(slots=True)
+class Routing:
+    """Where an accepted message goes: local accounts and remote addresses."""
+
+    account_ids: list[int] = field(default_factory=list)
+    remote: list[str] = field(default_factory=list)
+
+    def add(self, resolution: Resolution) -> None:
+        for local in resolution.local:
+            if local.account_id not in self.account_ids:
+                self.account_ids.append(local.account_id)
+        for address in resolution.external:
+            if address not in self.remote:
+                self.remote.append(address)
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    outcomes: list[DeliveryOutcome]
+    queued: list[str]
+
+    def refused(self) -> list[DeliveryOutcome]:
+        return [o for o in self.outcomes if o.refused is not None]
+
+
+class Transport:
+    """The rules SMTP, LMTP and submission share (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        mail: MailService,
+        queue: OutboundQueue,
+        dkim: DkimService,
+        hostname: str,
+    ) -> None:
+        self.database = database
+        self.mail = mail
+        self.queue = queue
+        self.dkim = dkim
+        self.hostname = hostname
+
+    async def check_recipient(self, address: str, *, may_relay: bool) -> Resolution:
+        """RFC 5321 §3.3 RCPT: what ``address`` resolves to, or Refused with INVALID
+        (malformed), FORBIDDEN (relaying), NOT_FOUND (unknown) or OVER_QUOTA."""
+        normalized = normalize_address(address)
+
+        def read(conn: Connection) -> tuple[Resolution, list[Account]]:
+            resolution = resolve(conn, normalized)
+            accounts = [
+                account
+                for local in resolution.local
+                if (account := directory.get_account_by_id(conn, local.account_id)) is not None
+            ]
+            return resolution, accounts
+
+        resolution, accounts = await self.database.read(read)
+        if not resolution.is_local_domain and not may_relay:
+            raise Refused(Reason.FORBIDDEN, "relay denied")
+        if resolution.unknown:
+            raise Refused(Reason.NOT_FOUND, f"no mailbox here by that name: {normalized}")
+        usable = [a for a in accounts if not a.disabled]
+        if resolution.local and not usable and not resolution.external:
+            raise Refused(Reason.NOT_FOUND, f"no mailbox here by that name: {normalized}")
+        if usable and all(
+            a.quota_bytes is not None and a.used_bytes >= a.quota_bytes for a in usable
+        ):
+            raise Refused(Reason.OVER_QUOTA, f"mailbox full: {normalized}")
+        return resolution
+
+    async def allowed_senders(self, account: Account) -> set[str]:
+        """The account's address and every alias that leads to it."""
+
+        def read(conn: Connection) -> set[str]:
+            allowed = {account.address}
+            for alias in directory.list_aliases(conn):
+                if alias.address.startswith("@"):
+                    continue  # a catch-all is not an identity to send as
+                expanded = resolve(conn, alias.address)
+                if any(local.account_id == account.id for local in expanded.local):
+                    allowed.add(alias.address)
+            return allowed
+
+        return await self.database.read(read)
+
+    async def check_sender(self, account: Account, address: str) -> str:
+        """RFC 6409 §6.1: the envelope sender must be the user's own; returns it
+        normalized. A null reverse-path is refused from a user (it is for bounces)."""
+        try:
+            normalized = normalize_address(address)
+        except Refused:
+            raise Refused(Reason.FORBIDDEN, f"you may not send as {address!r}") from None
+        allowed = await self.allowed_senders(account)
+        base = without_subaddress(normalized)
+        if normalized not in allowed and (base is None or base not in allowed):
+            raise Refused(Reason.FORBIDDEN, f"{account.address} may not send as {normalized}")
+        return normalized
+
+    async def prepare_submission(self, account: Account, raw: bytes) -> bytes:
+        """Check ``From:``, add missing Message-ID/Date, DKIM-sign (RFC 6409 §8)."""
+        from_values = header_values(raw, "from")
+        addresses = [a for _, a in email.utils.getaddresses(from_values) if a]
+        if not addresses:
+            raise Refused(Reason.FORBIDDEN, "the message has no From: address")
+        allowed = await self.allowed_senders(account)
+        for address in addresses:
+            try:
+                normalized = normalize_address(address)
+            except Refused:
+                raise Refused(Reason.FORBIDDEN, f"you may not send as {address!r}") from None
+            base = without_subaddress(normalized)
+            if normalized not in allowed and (base is None or base not in allowed):
+                raise Refused(Reason.FORBIDDEN, f"{account.address} may not send as {normalized}")
+        added: list[tuple[str, str]] = []
+        if not header_values(raw, "message-id"):
+            # RFC 5322 §3.6.4: globally unique; random left part, our host name right.
+            added.append(("Message-ID", f"<{secrets.token_hex(12)}@{self.hostname}>"))
+        if not header_values(raw, "date"):
+            added.append(("Date", email.utils.formatdate(time.time(), localtime=False)))
+        prepared = prepend_headers(raw, added) if added else raw
+        _, domain = split_address(normalize_address(addresses[0]))
+        return await self.dkim.sign(prepared, domain)
+
+    async def dispatch(
+        self,
+        raw: bytes,
+        routing: Routing,
+        *,
+        mail_from: str,
+        account_id: int | None = None,
+    ) -> Dispatched:
+        """Deliver to the local accounts and queue the remote addresses. Returns when
+        both are durable."""
+        outcomes = await self.mail.deliver(raw, routing.account_ids) if routing.account_ids else []
+        if routing.remote:
+            await self.queue.enqueue(
+                raw, mail_from=mail_from, recipients=routing.remote, account_id=account_id
+            )
+        return Dispatched(outcomes, list(routing.remote))
+
+    async def save_sent_copy(self, account: Account, raw: bytes) -> None:
+        """RFC 6409 leaves the Sent copy to the client; done here only for accounts that
+        asked (``save_sent_copy``), since IMAP clients upload their own."""
+        sent = await self.database.read(
+            lambda conn: mailboxes.get_mailbox_by_role(conn, account.id, "sent")
+        )
+        if sent is None:
+            return
+        await self.mail.append(
+            account_id=account.id, mailbox_id=sent.id, raw=raw, keywords=["$seen"]
+        )

@@ -12,15 +12,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from hirondelle import tls
 from hirondelle.config import ListenSettings, Settings
+from hirondelle.identity import passwords
 from hirondelle.node import Node
 from hirondelle.services import Services
 from hirondelle.store.directory import Account
 
 PASSWORD = "correct horse battery"
 ADDRESS = "alice@example.test"
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashes made in these tests use the cheapest argon2 parameters (verification reads
+    them from the hash): the tests log in often, and the cost is not what they test."""
+    monkeypatch.setattr(
+        passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ response codes), 2595 §4 (STLS), 5034 (SASL AUTH, §4 the exchange; PLAIN is RF
 Deliberate deviations, all on the lenient side:
 
 - Keywords and arguments may be separated by more than one space (RFC 1939 §3 says one).
+- Arguments are not limited to RFC 2449 §4's 40 characters (a USER address or an AUTH
+  initial response is often longer); the 255-octet line limit bounds them.
 - PASS takes the rest of the line as the password, spaces included (RFC 1939 §7 allows
   it), decoded as UTF-8.
 
@@ -171,9 +173,6 @@ def _arguments(rest: bytes) -> list[str]:
     for word in words:
         if not _PRINTABLE.fullmatch(word):
             raise CommandError("arguments must be printable ASCII")
-        # RFC 2449 §4: each argument is at most 40 characters.
-        if len(word) > 40:
-            raise CommandError("argument too long (40 characters at most)")
     return [word.decode("ascii") for word in words]
 
 

@@ -1,37 +1,27 @@
-"""The POP3 server on raw sockets: exact lines for TLS rules, login outcomes, the lock,
-the session snapshot, deletion at QUIT, UIDL stability, sizes, TOP and bad input."""
+"""The AUTHORIZATION state on raw sockets: exact lines for the greeting, CAPA, the TLS
+rules, login outcomes (USER/PASS, AUTH PLAIN), the audit and the IN-USE lock."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import logging
-import socket
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from hirondelle.node import ListenerContext, Node
-from hirondelle.pop3 import proto, server
-from hirondelle.pop3 import session as pop3_session
+from hirondelle.node import Node
 from hirondelle.services import Services
-from hirondelle.store import emails, maildrop
+from hirondelle.store import schema
 from hirondelle.store.directory import Account
-from tests.messages import simple_message
 from tests.pop3.conftest import (
     ADDRESS,
     PASSWORD,
     RawClient,
+    client_tls,
     connect,
-    deliver,
     make_account,
 )
-
-
-async def inbox(services: Services, account: Account) -> maildrop.Snapshot:
-    snap = await services.database.read(lambda c: maildrop.snapshot(c, account.id))
-    assert snap is not None
-    return snap
 
 
 def plain_response(user: str = ADDRESS, password: str = PASSWORD, authzid: str = "") -> str:
@@ -100,10 +90,7 @@ async def test_commands_pipelined_after_stls_are_discarded(
     """RFC 2595 §4: input sent in clear after STLS must not be taken as protected."""
     await plain.send(b"STLS\r\nNOOP\r\n")
     assert (await plain.line()).startswith(b"+OK")
-    await plain.writer.start_tls(
-        __import__("tests.pop3.conftest", fromlist=["client_tls"]).client_tls(cafile),
-        server_hostname="localhost",
-    )
+    await plain.writer.start_tls(client_tls(cafile), server_hostname="localhost")
     # The next reply answers CAPA: the clear-text NOOP was dropped.
     await plain.command("CAPA")
     assert (await plain.line()) == b"TOP\r\n"
@@ -216,10 +203,6 @@ async def test_unsupported_mechanism_and_apop_are_refused(raw: RawClient) -> Non
 
 
 async def test_login_is_audited_as_pop3(raw: RawClient, services: Services, alice: Account) -> None:
-    import sqlalchemy as sa
-
-    from hirondelle.store import schema
-
     await raw.login()
     rows = await services.database.read(
         lambda c: c.execute(

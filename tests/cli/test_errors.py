@@ -25,18 +25,6 @@ from tests.cli.conftest import (
     set_listen,
 )
 
-BRACKETS_EATEN = (
-    "cli.main CommandError.show prints the message as rich markup, so '[listen]' in it "
-    "is taken for a style tag and removed"
-)
-QUOTA_OVERFLOW = (
-    "a quota too large for a 64-bit integer (99999999999T) crashes with OverflowError "
-    "from SQLite instead of an error line"
-)
-USAGE_ERRORS = (
-    "click's own usage errors are several lines starting 'Usage:' and 'Error:', exit status 2"
-)
-
 
 @dataclass(frozen=True)
 class Case:
@@ -113,15 +101,11 @@ CASES: dict[str, Case] = {
         ("account", "set", BOB, "--quota", "99999999999T"),
         "error: invalid quota '99999999999T'",
         partial=True,
-        bad_shape=QUOTA_OVERFLOW,
-        bad_message=QUOTA_OVERFLOW,
     ),
     "account set, bad switch value": Case(
         ("account", "set", BOB, "--imap", "maybe"),
         "--imap",
         partial=True,
-        bad_shape=USAGE_ERRORS,
-        bad_message=USAGE_ERRORS,
     ),
     "domain add, duplicate": Case(
         ("domain", "add", "EXAMPLE.TEST"), "error: domain example.test already exists"
@@ -159,7 +143,6 @@ CASES: dict[str, Case] = {
         ("serve",),
         "error: this version of Hirondelle has no imap server yet; remove that key from [listen]",
         listen={**LOOPBACK, "imap": "127.0.0.1:0"},
-        bad_message=BRACKETS_EATEN,
     ),
     "serve, port in use": Case(
         ("serve",),
@@ -172,14 +155,12 @@ CASES: dict[str, Case] = {
         "port must be between 0 and 65535",
         listen={**LOOPBACK, "http": "127.0.0.1:99999"},
         line_of="http =",
-        bad_message=BRACKETS_EATEN,
     ),
     "serve, unknown key in config": Case(
         ("serve",),
         'error: hirondelle.toml line {line}: unknown key "htp" in [listen] (did you mean "http"?)',
         listen={"htp": "127.0.0.1:0", "https": "127.0.0.1:0"},
         line_of="htp =",
-        bad_message=BRACKETS_EATEN,
     ),
     "serve, bad port in environment": Case(
         ("serve",),

@@ -14,6 +14,7 @@ import pytest
 from hirondelle import tls
 from hirondelle.config import load_settings
 from hirondelle.identity.authentication import Outcome
+from hirondelle.node import FRONT_ENDS
 from tests.cli.conftest import (
     DOMAIN,
     HOSTNAME,
@@ -25,7 +26,9 @@ from tests.cli.conftest import (
     set_listen,
 )
 
-LOOPBACK_ENV = {"HIRONDELLE_LISTEN_HTTP": "127.0.0.1:0", "HIRONDELLE_LISTEN_HTTPS": "127.0.0.1:0"}
+# Every listener this version has, on a free loopback port: `init` writes the standard
+# (privileged, shared) ports for each of them.
+LOOPBACK_ENV = {f"HIRONDELLE_LISTEN_{name.upper()}": "127.0.0.1:0" for name in FRONT_ENDS}
 
 
 # -- init -----------------------------------------------------------------------------

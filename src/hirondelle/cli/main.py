@@ -18,23 +18,33 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from hirondelle import __version__, tls
-from hirondelle.config import ConfigError, Settings, load_settings, parse_size, render_config
+from hirondelle import __version__
 from hirondelle.errors import Refused
-from hirondelle.identity.accounts import UNCHANGED, Unchanged
-from hirondelle.node import FRONT_ENDS, ListenerUnavailable, Node
-from hirondelle.services import Services, open_services
+
+if TYPE_CHECKING:
+    from hirondelle.config import Settings
+    from hirondelle.identity.accounts import Unchanged
+    from hirondelle.node import Listener, Node
+    from hirondelle.services import Services
+
+# The command imports the server's heavy parts (SQLAlchemy, Alembic, argon2, uvicorn,
+# cryptography) inside the commands that use them: `hirondelle --help` and every
+# administration call stay quick.
 
 T = TypeVar("T")
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# markup=False: messages carry user and config text such as "[listen]", which must
+# print as written, never be read as rich markup.
+console = Console(soft_wrap=True, markup=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
+
 
 DEFAULT_DATA = "/var/lib/hirondelle"
 
@@ -67,13 +77,42 @@ STANDARD_PORTS = {
 }
 
 
+def print_error(message: str) -> None:
+    """The one shape of every error: ``error: message`` on stderr; further lines of a
+    multi-line message are indented under it."""
+    first, *rest = message.splitlines() or [""]
+    text = Text("error: ", style="red") + Text(first)
+    for line in rest:
+        text += Text("\n       " + line)
+    err_console.print(text)
+
+
 class CommandError(click.ClickException):
     """One line on stderr, exit status 1."""
 
     def show(self, file: Any = None) -> None:
-        err_console.print(
-            f"[red]error:[/red] {self.message}", highlight=False, markup=True, soft_wrap=True
-        )
+        print_error(self.message)
+
+
+class HirondelleGroup(click.Group):
+    """Click's group, but usage errors follow the house rule too: one ``error:`` line
+    (click would print a usage block), exit status 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.ClickException as error:
+            if isinstance(error, CommandError):
+                error.show()
+            else:
+                print_error(error.format_message())
+            sys.exit(error.exit_code)
+        except click.exceptions.Abort:
+            print_error("aborted")
+            sys.exit(1)
 
 
 def fail(message: str) -> CommandError:
@@ -89,16 +128,22 @@ def handle_errors(function: Callable[..., T]) -> Callable[..., T]:
             return function(*args, **kwargs)
         except Refused as refused:
             raise fail(refused.message) from None
-        except ConfigError as error:
-            raise fail(str(error)) from None
-        except ListenerUnavailable as error:
-            raise fail(str(error)) from None
+        except Exception as error:
+            from hirondelle.config import ConfigError
+            from hirondelle.node import ListenerUnavailable
+
+            if isinstance(error, ConfigError | ListenerUnavailable):
+                raise fail(str(error)) from None
+            raise
 
     return wrapper
 
 
 @contextmanager
 def services_for(data: Path) -> Iterator[Services]:
+    from hirondelle.config import load_settings
+    from hirondelle.services import open_services
+
     settings = load_settings(data)
     services = open_services(settings)
     try:
@@ -136,7 +181,13 @@ def on_off(value: str | None) -> bool | None:
 def format_size(size: int | None) -> str:
     if size is None:
         return "unlimited"
-    for unit, factor in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+    for unit, factor in (
+        ("P", 1 << 50),
+        ("T", 1 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ):
         if size >= factor:
             return f"{size / factor:.1f}{unit}"
     return f"{size}B"
@@ -147,15 +198,21 @@ def format_time(microseconds: int) -> str:
 
 
 def parse_quota(text: str) -> int | None:
+    from hirondelle.config import parse_size
+    from hirondelle.identity.accounts import MAX_QUOTA
+
     if text.lower() in ("none", "unlimited", "0"):
         return None
     try:
-        return parse_size(text)
+        size = parse_size(text)
     except ValueError as error:
         raise fail(f"invalid quota {text!r}: {error}") from None
+    if size > MAX_QUOTA:
+        raise fail(f"invalid quota {text!r}: at most {format_size(MAX_QUOTA)}")
+    return size
 
 
-@click.group()
+@click.group(cls=HirondelleGroup)
 @click.version_option(__version__, prog_name="hirondelle")
 @click.option(
     "--data",
@@ -177,6 +234,9 @@ def main(ctx: click.Context, data: Path) -> None:
 
 def initialise(data: Path, *, domain: str, hostname: str, listen: dict[str, str]) -> Settings:
     """Create the data directory, configuration, database, certificate and domain."""
+    from hirondelle import tls
+    from hirondelle.config import load_settings, render_config
+
     config_file = data / "hirondelle.toml"
     if config_file.exists():
         raise fail(f"{data} is already initialised ({config_file} exists)")
@@ -205,24 +265,25 @@ def initialise(data: Path, *, domain: str, hostname: str, listen: dict[str, str]
 def init(data: Path, domain: str, hostname: str | None) -> None:
     """Create a data directory: configuration, database, self-signed certificate, domain."""
     from hirondelle.mail.addresses import normalize_domain
+    from hirondelle.node import FRONT_ENDS
 
     domain = normalize_domain(domain)
     hostname = hostname or f"mail.{domain}"
     listen = {name: STANDARD_PORTS[name] for name in FRONT_ENDS}
     settings = initialise(data, domain=domain, hostname=hostname, listen=listen)
-    console.print(f"initialised {data}", highlight=False)
-    console.print(f"  configuration  {data / 'hirondelle.toml'}", highlight=False)
+    console.print(f"initialised {data}")
+    console.print(f"  configuration  {data / 'hirondelle.toml'}")
     console.print(
         f"  certificate    {settings.certificate_path()} (self-signed for {hostname})",
         highlight=False,
     )
-    console.print(f"  domain         {domain}", highlight=False)
+    console.print(f"  domain         {domain}")
     console.print(
         f"next: hirondelle --data {data} account add postmaster@{domain}", highlight=False
     )
 
 
-def announce(listener: Any) -> None:
+def announce(listener: Listener) -> None:
     # The contract: one line per listener, once it accepts connections.
     print(f"listening {listener.name} {listener.address}", flush=True)
 
@@ -230,6 +291,8 @@ def announce(listener: Any) -> None:
 async def serve_node(
     settings: Settings, *, after_start: Callable[[Node], None] | None = None
 ) -> None:
+    from hirondelle.node import Node
+
     node = Node(settings)
     await node.start(announce=announce)
     if after_start is not None:
@@ -242,6 +305,8 @@ async def serve_node(
 @handle_errors
 def serve(data: Path) -> None:
     """Start every listener of the configuration; stop on SIGTERM or SIGINT."""
+    from hirondelle.config import load_settings
+
     settings = load_settings(data)
     asyncio.run(serve_node(settings))
 
@@ -261,6 +326,8 @@ def free_or_any(host: str, port: int) -> int:
 @handle_errors
 def demo(keep: bool) -> None:
     """Start a throw-away server with a demo domain and account, on unprivileged ports."""
+    from hirondelle.node import FRONT_ENDS
+
     data = Path(tempfile.mkdtemp(prefix="hirondelle-demo-"))
     domain = "example.test"
     host = "127.0.0.1"
@@ -310,7 +377,7 @@ def domain() -> None:
 @handle_errors
 def domain_add(data: Path, name: str) -> None:
     created = run(data, lambda s: s.accounts.add_domain(name))
-    console.print(f"domain {created.name} added", highlight=False)
+    console.print(f"domain {created.name} added")
 
 
 @domain.command("list")
@@ -331,7 +398,7 @@ def domain_list(data: Path) -> None:
 @handle_errors
 def domain_remove(data: Path, name: str) -> None:
     run(data, lambda s: s.accounts.remove_domain(name))
-    console.print(f"domain {name.lower()} removed", highlight=False)
+    console.print(f"domain {name.lower()} removed")
 
 
 # -- accounts -------------------------------------------------------------------------
@@ -361,9 +428,9 @@ def account_add(
             address, password=password, display_name=display_name, quota_bytes=quota_bytes
         ),
     )
-    console.print(f"account {created.address} added", highlight=False)
+    console.print(f"account {created.address} added")
     if not password_stdin:
-        console.print(f"password: {password}  (shown once)", highlight=False)
+        console.print(f"password: {password}  (shown once)")
 
 
 @account.command("list")
@@ -402,7 +469,7 @@ def account_show(data: Path, address: str) -> None:
         ("created", format_time(item.created_at)),
     ]
     for key, value in rows:
-        console.print(f"{key:<15} {value}", highlight=False)
+        console.print(f"{key:<15} {value}")
 
 
 @account.command("passwd")
@@ -414,9 +481,9 @@ def account_passwd(data: Path, address: str, password_stdin: bool) -> None:
     """Set a new password (generated and shown once without --password-stdin)."""
     password = read_password_stdin() if password_stdin else generate_password()
     item = run(data, lambda s: s.accounts.set_password(address, password))
-    console.print(f"password of {item.address} changed", highlight=False)
+    console.print(f"password of {item.address} changed")
     if not password_stdin:
-        console.print(f"password: {password}  (shown once)", highlight=False)
+        console.print(f"password: {password}  (shown once)")
 
 
 @account.command("remove")
@@ -426,7 +493,7 @@ def account_passwd(data: Path, address: str, password_stdin: bool) -> None:
 def account_remove(data: Path, address: str) -> None:
     """Remove an account and all its mail."""
     run(data, lambda s: s.accounts.remove_account(address))
-    console.print(f"account {address.lower()} removed", highlight=False)
+    console.print(f"account {address.lower()} removed")
 
 
 ON_OFF = click.Choice(["on", "off"])
@@ -470,6 +537,8 @@ def account_set(
         )
         if (on := on_off(value)) is not None
     }
+    from hirondelle.identity.accounts import UNCHANGED
+
     quota_bytes: int | Unchanged | None = parse_quota(quota) if quota is not None else UNCHANGED
     item = run(
         data,
@@ -505,7 +574,7 @@ def alias() -> None:
 @handle_errors
 def alias_add(data: Path, alias_address: str, targets: tuple[str, ...]) -> None:
     item = run(data, lambda s: s.aliases.add(alias_address, list(targets)))
-    console.print(f"alias {item.address} -> {', '.join(item.targets)}", highlight=False)
+    console.print(f"alias {item.address} -> {', '.join(item.targets)}")
 
 
 @alias.command("list")
@@ -526,4 +595,4 @@ def alias_list(data: Path, domain_name: str | None) -> None:
 @handle_errors
 def alias_remove(data: Path, alias_address: str) -> None:
     run(data, lambda s: s.aliases.remove(alias_address))
-    console.print(f"alias {alias_address.lower()} removed", highlight=False)
+    console.print(f"alias {alias_address.lower()} removed")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import Enum
 
+from sqlalchemy.engine import Connection
+
 from hirondelle.errors import Reason, Refused
 from hirondelle.identity.passwords import hash_password
 from hirondelle.mail.addresses import normalize_address, normalize_domain, split_address
@@ -18,6 +20,8 @@ from hirondelle.store.database import Database, WriteContext
 from hirondelle.store.directory import Account, Domain
 
 MAX_DISPLAY_NAME = 200
+# Largest quota: 1 PiB (sizes are 64-bit integers in the store; this leaves room).
+MAX_QUOTA = 1 << 50
 
 
 class Unchanged(Enum):
@@ -71,8 +75,7 @@ class AccountService:
         _, domain_name = split_address(normalized)
         if len(display_name) > MAX_DISPLAY_NAME:
             raise Refused(Reason.INVALID, "display name too long")
-        if quota_bytes is not None and quota_bytes < 0:
-            raise Refused(Reason.INVALID, "quota must not be negative")
+        self.check_quota(quota_bytes)
         if password is not None:
             self.check_password(password)
         password_hash = await hash_password(password) if password is not None else None
@@ -106,7 +109,18 @@ class AccountService:
 
     async def list_accounts(self, *, domain: str | None = None) -> list[Account]:
         name = normalize_domain(domain) if domain is not None else None
-        return await self.database.read(lambda conn: directory.list_accounts(conn, domain=name))
+
+        def read(conn: Connection) -> list[Account]:
+            if name is not None and directory.get_domain(conn, name) is None:
+                raise Refused(Reason.NOT_FOUND, f"no domain {name}")
+            return directory.list_accounts(conn, domain=name)
+
+        return await self.database.read(read)
+
+    @staticmethod
+    def check_quota(quota_bytes: int | None) -> None:
+        if quota_bytes is not None and not 0 <= quota_bytes <= MAX_QUOTA:
+            raise Refused(Reason.INVALID, "quota must be between 0 and 1P")
 
     async def set_password(self, address: str, password: str) -> Account:
         normalized = normalize_address(address)
@@ -139,8 +153,7 @@ class AccountService:
                 raise Refused(Reason.INVALID, f"unknown protocol {protocol!r}")
             values[f"allow_{protocol}"] = on
         if quota_bytes is not UNCHANGED:
-            if quota_bytes is not None and quota_bytes < 0:
-                raise Refused(Reason.INVALID, "quota must not be negative")
+            self.check_quota(quota_bytes)
             values["quota_bytes"] = quota_bytes
         if display_name is not None:
             if len(display_name) > MAX_DISPLAY_NAME:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from hirondelle.errors import Refused
-from hirondelle.identity.passwords import DUMMY_HASH, verify_password
+from hirondelle.identity.passwords import verify_password
 from hirondelle.mail.addresses import normalize_address
 from hirondelle.store import audit, directory
 from hirondelle.store.database import Database, WriteContext, now_us
@@ -81,7 +81,7 @@ class Authenticator:
         )
         password_hash = account.password_hash if account is not None else None
         # Always pay for one verification so that timing does not tell accounts apart.
-        password_ok = await verify_password(password_hash or DUMMY_HASH, secret)
+        password_ok = await verify_password(password_hash, secret)
         if account is None:
             result, reason = AuthResult(Outcome.FAILED), "unknown-account"
         elif password_hash is None or not password_ok:

@@ -7,6 +7,7 @@ that one login never stalls the sessions of everybody else on the node.
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
@@ -32,12 +33,24 @@ async def hash_password(password: str) -> str:
     return await asyncio.get_running_loop().run_in_executor(_pool, hash_password_sync, password)
 
 
-async def verify_password(password_hash: str, password: str) -> bool:
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check ``password``; with no hash (unknown account, no password set) the same work
+    is done against a dummy hash and the answer is False."""
     return await asyncio.get_running_loop().run_in_executor(
-        _pool, verify_password_sync, password_hash, password
+        _pool, _verify_or_pretend, password_hash, password
     )
 
 
-# Verified against when the account does not exist, so that a wrong address costs the
-# same time as a wrong password and timing does not reveal which accounts exist.
-DUMMY_HASH = hash_password_sync("hirondelle-no-such-account")
+def _verify_or_pretend(password_hash: str | None, password: str) -> bool:
+    if password_hash is None:
+        verify_password_sync(dummy_hash(), password)
+        return False
+    return verify_password_sync(password_hash, password)
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verified against when the account does not exist, so that a wrong address costs
+    the same time as a wrong password and timing does not reveal which accounts exist.
+    Computed on first use, not at import: the CLI need not pay for it."""
+    return hash_password_sync("hirondelle-no-such-account")

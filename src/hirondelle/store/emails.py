@@ -525,3 +525,186 @@ def email_row(conn: Connection, account_id: int, email_id: int) -> dict[str, obj
         )
     ).first()
     return dict(row._mapping) if row is not None else None
+
+
+# -- IMAP views of a mailbox's messages ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRow:
+    """What FETCH needs of one message, prepared at ingest (DESIGN.md "Hot paths")."""
+
+    uid: int
+    modseq: int
+    email_id: int
+    keywords: str
+    size: int
+    received_at: int
+    blob_hash: str
+    header_end: int
+    envelope: bytes
+    body_structure: bytes
+    body: bytes
+    structure: str | None
+
+
+def _uid_ranges(uids: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted UIDs as merged inclusive ranges, so ``1:*`` is one BETWEEN, not 100,000
+    bound parameters."""
+    ranges: list[tuple[int, int]] = []
+    for uid in sorted(set(uids)):
+        if ranges and uid == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], uid)
+        else:
+            ranges.append((uid, uid))
+    return ranges
+
+
+def _uid_condition(
+    column: sa.ColumnElement[int], ranges: list[tuple[int, int]]
+) -> sa.ColumnElement[bool]:
+    singles = [low for low, high in ranges if low == high]
+    spans = [column.between(low, high) for low, high in ranges if low != high]
+    clauses: list[sa.ColumnElement[bool]] = list(spans)
+    if singles:
+        clauses.append(column.in_(singles))
+    return sa.or_(*clauses)
+
+
+def _range_chunks(uids: Sequence[int], size: int = 400) -> list[list[tuple[int, int]]]:
+    ranges = _uid_ranges(uids)
+    return [ranges[start : start + size] for start in range(0, len(ranges), size)]
+
+
+def fetch_rows(
+    conn: Connection, mailbox_id: int, uids: Sequence[int], *, with_structure: bool = False
+) -> list[FetchRow]:
+    """The stored FETCH data of the given UIDs, in UID order: one query per 400 UID
+    ranges (a whole mailbox is one range)."""
+    mm, e = schema.mailbox_messages, schema.emails
+    columns = [
+        mm.c.uid,
+        mm.c.modseq,
+        mm.c.email_id,
+        e.c.keywords,
+        e.c.size,
+        e.c.received_at,
+        e.c.blob_hash,
+        e.c.header_end,
+        e.c.envelope,
+        e.c.body_structure,
+        e.c.body,
+        e.c.structure if with_structure else sa.null(),
+    ]
+    result: list[FetchRow] = []
+    for chunk in _range_chunks(uids):
+        rows = conn.execute(
+            sa.select(*columns)
+            .join(e, e.c.id == mm.c.email_id)
+            .where(mm.c.mailbox_id == mailbox_id, _uid_condition(mm.c.uid, chunk))
+            .order_by(mm.c.uid)
+        )
+        result.extend(FetchRow(*row) for row in rows)
+    return result
+
+
+def message_views(conn: Connection, mailbox_id: int, uids: Sequence[int]) -> list[MessageView]:
+    """UID, modseq, email id and keywords of the given UIDs still in the mailbox."""
+    mm, e = schema.mailbox_messages, schema.emails
+    result: list[MessageView] = []
+    for chunk in _range_chunks(uids):
+        rows = conn.execute(
+            sa.select(mm.c.uid, mm.c.modseq, mm.c.email_id, e.c.keywords)
+            .join(e, e.c.id == mm.c.email_id)
+            .where(mm.c.mailbox_id == mailbox_id, _uid_condition(mm.c.uid, chunk))
+            .order_by(mm.c.uid)
+        )
+        result.extend(MessageView(*row) for row in rows)
+    return result
+
+
+def copy_to_mailbox(
+    ctx: WriteContext, *, account_id: int, mailbox_id: int, email_ids: Sequence[int]
+) -> list[int]:
+    """File existing emails in one more mailbox (IMAP COPY/MOVE, JMAP mailboxIds);
+    returns the new UIDs in the order of ``email_ids``.
+
+    An email already in the target is duplicated (a new email row on the same blob):
+    IMAP COPY always creates a new message (RFC 9051 §6.4.7), while an email is in a
+    mailbox at most once. The duplicate counts against the quota like a new message.
+    """
+    conn = ctx.conn
+    mm, e = schema.mailbox_messages, schema.emails
+    if not email_ids:
+        return []
+    modseq = ctx.next_modseq(account_id)
+    already = set(
+        conn.execute(
+            sa.select(mm.c.email_id).where(
+                mm.c.mailbox_id == mailbox_id, mm.c.email_id.in_(list(email_ids))
+            )
+        ).scalars()
+    )
+    targets: list[int] = []
+    journal_rows: list[dict[str, object]] = []
+    for email_id in email_ids:
+        if email_id in already:
+            email_id = _duplicate_email(conn, account_id, email_id, modseq)
+            journal_rows.append({"kind": "Email", "object_id": email_id, "change": "created"})
+        else:
+            journal_rows.append({"kind": "Email", "object_id": email_id, "change": "updated"})
+        already.add(email_id)
+        targets.append(email_id)
+    uids = []
+    for _ in targets:
+        uid = _allocate_uid(conn, account_id, mailbox_id, modseq)
+        uids.append(uid)
+        journal_rows.append(
+            {
+                "kind": "MailboxMessage",
+                "object_id": uid,
+                "container_id": mailbox_id,
+                "change": "created",
+            }
+        )
+    conn.execute(
+        mm.insert(),
+        [
+            {"mailbox_id": mailbox_id, "uid": uid, "email_id": email_id, "modseq": modseq}
+            for uid, email_id in zip(uids, targets, strict=True)
+        ],
+    )
+    conn.execute(e.update().where(e.c.id.in_(targets)).values(modseq=modseq))
+    journal_rows.append({"kind": "Mailbox", "object_id": mailbox_id, "change": "updated"})
+    ctx.journal_many(account_id, _dedupe(journal_rows))
+    return uids
+
+
+def _duplicate_email(conn: Connection, account_id: int, email_id: int, modseq: int) -> int:
+    e = schema.emails
+    row = conn.execute(sa.select(e).where(e.c.id == email_id, e.c.account_id == account_id)).one()
+    values = dict(row._mapping)
+    del values["id"]
+    values.update(modseq=modseq, created_modseq=modseq)
+    new_id = int(conn.execute(e.insert().values(**values).returning(e.c.id)).scalar_one())
+    conn.execute(
+        schema.blobs.update()
+        .where(schema.blobs.c.hash == values["blob_hash"])
+        .values(refcount=schema.blobs.c.refcount + 1, unreferenced_since=None)
+    )
+    conn.execute(
+        schema.accounts.update()
+        .where(schema.accounts.c.id == account_id)
+        .values(used_bytes=schema.accounts.c.used_bytes + values["size"])
+    )
+    return new_id
+
+
+def account_quota(conn: Connection, account_id: int) -> tuple[int, int | None]:
+    """(used bytes, quota bytes or None) of an account (RFC 9208 STORAGE)."""
+    row = conn.execute(
+        sa.select(schema.accounts.c.used_bytes, schema.accounts.c.quota_bytes).where(
+            schema.accounts.c.id == account_id
+        )
+    ).one()
+    return int(row[0]), (int(row[1]) if row[1] is not None else None)

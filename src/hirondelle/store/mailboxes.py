@@ -232,3 +232,88 @@ def mailbox_counts(conn: Connection, mailbox_ids: list[int]) -> dict[int, Mailbo
             int(messages), int(unseen or 0), int(deleted or 0), int(size or 0)
         )
     return counts
+
+
+def children(conn: Connection, account_id: int, mailbox_id: int) -> list[Mailbox]:
+    rows = conn.execute(
+        sa.select(schema.mailboxes).where(
+            schema.mailboxes.c.account_id == account_id,
+            schema.mailboxes.c.parent_id == mailbox_id,
+        )
+    )
+    return [_mailbox(row) for row in rows]
+
+
+def message_uids(conn: Connection, mailbox_id: int) -> list[int]:
+    mm = schema.mailbox_messages
+    return list(
+        conn.execute(
+            sa.select(mm.c.uid).where(mm.c.mailbox_id == mailbox_id).order_by(mm.c.uid)
+        ).scalars()
+    )
+
+
+def delete_mailbox(ctx: WriteContext, account_id: int, mailbox_id: int) -> None:
+    """Remove an empty mailbox without children (the caller empties it first)."""
+    ctx.conn.execute(
+        schema.mailboxes.delete().where(
+            schema.mailboxes.c.account_id == account_id, schema.mailboxes.c.id == mailbox_id
+        )
+    )
+    ctx.journal(account_id, "Mailbox", mailbox_id, "destroyed")
+
+
+def rename_mailbox(ctx: WriteContext, account_id: int, mailbox_id: int, new_name: str) -> Mailbox:
+    """Rename a mailbox and all its inferiors (RFC 9051 §6.3.6), creating missing
+    superiors of the new name. UIDVALIDITY is kept: the UIDs stay valid under the new
+    name (RFC 9051 §6.3.6 lets a server keep it since the name does not reuse UIDs)."""
+    new_name = normalize_name(new_name)
+    mailbox = get_mailbox_by_id(ctx.conn, account_id, mailbox_id)
+    if mailbox is None:
+        raise Refused(Reason.NOT_FOUND, "no such mailbox")
+    if get_mailbox(ctx.conn, account_id, new_name) is not None:
+        raise Refused(Reason.ALREADY_EXISTS, f"mailbox {new_name} already exists")
+    old_prefix = mailbox.name + DELIMITER
+    if new_name.startswith(old_prefix):
+        raise Refused(Reason.INVALID, "a mailbox cannot be moved under itself")
+    parent_id: int | None = None
+    parts = new_name.split(DELIMITER)
+    for depth in range(1, len(parts)):
+        superior = DELIMITER.join(parts[:depth])
+        existing = get_mailbox(ctx.conn, account_id, superior)
+        if existing is None:
+            existing = _insert(
+                ctx, account_id, superior, parent_id=parent_id, role=None, subscribed=True
+            )
+        parent_id = existing.id
+    modseq = ctx.next_modseq(account_id)
+    mb = schema.mailboxes
+    descendants = [m for m in list_mailboxes(ctx.conn, account_id) if m.name.startswith(old_prefix)]
+    ctx.conn.execute(
+        mb.update()
+        .where(mb.c.id == mailbox_id)
+        .values(name=new_name, parent_id=parent_id, highest_modseq=modseq)
+    )
+    ctx.journal(account_id, "Mailbox", mailbox_id, "updated")
+    for child in descendants:
+        ctx.conn.execute(
+            mb.update()
+            .where(mb.c.id == child.id)
+            .values(
+                name=new_name + DELIMITER + child.name[len(old_prefix) :], highest_modseq=modseq
+            )
+        )
+        ctx.journal(account_id, "Mailbox", child.id, "updated")
+    renamed = get_mailbox_by_id(ctx.conn, account_id, mailbox_id)
+    assert renamed is not None
+    return renamed
+
+
+def set_subscribed(ctx: WriteContext, account_id: int, mailbox_id: int, subscribed: bool) -> None:
+    mb = schema.mailboxes
+    ctx.conn.execute(
+        mb.update()
+        .where(mb.c.account_id == account_id, mb.c.id == mailbox_id)
+        .values(subscribed=subscribed)
+    )
+    ctx.journal(account_id, "Mailbox", mailbox_id, "updated")

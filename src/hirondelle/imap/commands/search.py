@@ -1,0 +1,176 @@
+"""SEARCH, SORT and THREAD: the IMAP side of the search engine.
+
+RFC 9051 §6.4.4 SEARCH (and §7.3.4 ESEARCH; RFC 4731 RETURN MIN MAX ALL COUNT),
+RFC 5182 SEARCHRES (SAVE and "$"), RFC 7162 §3.1.5 (MODSEQ in the result), RFC 5256
+SORT and THREAD (REFERENCES, ORDEREDSUBJECT), RFC 3501 §6.4.4 untagged SEARCH for
+IMAP4rev1 clients. The engine (``hirondelle.imap.search``) evaluates the keys and
+returns UIDs; this module turns them into sequence numbers or UIDs, ESEARCH data and
+the saved result.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from hirondelle.imap.commands import SELECTED, Done, No, handles
+from hirondelle.imap.proto import commands as c
+from hirondelle.imap.proto.response import ResponseCode, ThreadNode
+from hirondelle.imap.proto.sequence_set import SequenceSet
+
+if TYPE_CHECKING:
+    from hirondelle.imap.session import Session
+
+#: RFC 9051 §6.4.4 charsets answered in BADCHARSET.
+CHARSETS = ("US-ASCII", "UTF-8")
+
+
+def _engine() -> Any:
+    """The search engine module, written alongside this front end; imported by name so
+    the server runs (answering NO) if it is not there."""
+    try:
+        return importlib.import_module("hirondelle.imap.search")
+    except ImportError:
+        raise No("SEARCH is not available on this server yet", "CANNOT") from None
+
+
+def _context(session: Session, engine: Any) -> Any:
+    view = session.require_selected()
+    return engine.SearchContext(
+        account_id=session.account_id,
+        mailbox_id=view.mailbox_id,
+        uids=list(view.uids),
+        saved_uids=session.saved_uids,
+        recent_uids=frozenset(),
+    )
+
+
+def _numbers(session: Session, uids: list[int], *, uid: bool) -> list[int]:
+    if uid:
+        return uids
+    view = session.require_selected()
+    return [n for n in (view.seq_of(u) for u in uids) if n is not None]
+
+
+def _uses_modseq(key: c.SearchKey) -> bool:
+    if isinstance(key, c.SearchModSeq):
+        return True
+    if isinstance(key, c.SearchNot):
+        return _uses_modseq(key.key)
+    if isinstance(key, c.SearchOr):
+        return _uses_modseq(key.left) or _uses_modseq(key.right)
+    if isinstance(key, c.SearchAnd):
+        return any(_uses_modseq(k) for k in key.keys)
+    return False
+
+
+async def _run(session: Session, call: Any, engine: Any) -> Any:
+    try:
+        return await call
+    except engine.UnsupportedCharset:
+        raise No("Unsupported charset", ResponseCode.badcharset(CHARSETS)) from None
+
+
+def _esearch(
+    session: Session,
+    tag: str,
+    uids: list[int],
+    options: tuple[str, ...],
+    *,
+    uid: bool,
+    modseq: int | None,
+) -> None:
+    """RFC 4731 §3.1 ESEARCH data; RFC 5182 §2.4 what SAVE keeps."""
+    wanted = set(options) or {"ALL"}
+    numbers = _numbers(session, uids, uid=uid)
+    if "SAVE" in wanted:
+        saved = uids
+        if not wanted & {"ALL", "COUNT"} and wanted & {"MIN", "MAX"}:
+            saved = []
+            if uids and "MIN" in wanted:
+                saved.append(uids[0])
+            if uids and "MAX" in wanted and uids[-1] not in saved:
+                saved.append(uids[-1])
+        session.saved_uids = list(saved)
+        if wanted == {"SAVE"}:
+            return
+    session.write(
+        session.encoder.esearch(
+            tag,
+            uid=uid,
+            minimum=min(numbers) if "MIN" in wanted and numbers else None,
+            maximum=max(numbers) if "MAX" in wanted and numbers else None,
+            numbers=SequenceSet.of(*numbers) if "ALL" in wanted and numbers else None,
+            count=len(numbers) if "COUNT" in wanted else None,
+            modseq=modseq if numbers else None,
+        )
+    )
+
+
+@handles(c.Search, SELECTED)
+async def search(session: Session, command: c.Search) -> Done:
+    """RFC 9051 §6.4.4."""
+    engine = _engine()
+    result = await _run(
+        session,
+        engine.search(
+            session.services, _context(session, engine), command.criteria, charset=command.charset
+        ),
+        engine,
+    )
+    uids: list[int] = list(result.uids)
+    modseq = result.highest_modseq if _uses_modseq(command.criteria) else None
+    if modseq is not None:
+        session.enabled.add("CONDSTORE")
+    if command.return_options is None:
+        numbers = _numbers(session, uids, uid=command.uid)
+        session.write(session.encoder.search(numbers, modseq=modseq))
+    else:
+        _esearch(session, command.tag, uids, command.return_options, uid=command.uid, modseq=modseq)
+    return Done()
+
+
+@handles(c.Sort, SELECTED)
+async def sort(session: Session, command: c.Sort) -> Done:
+    """RFC 5256 §3 SORT."""
+    engine = _engine()
+    uids = await _run(
+        session,
+        engine.sort(
+            session.services,
+            _context(session, engine),
+            command.criteria,
+            command.search,
+            charset=command.charset,
+        ),
+        engine,
+    )
+    numbers = _numbers(session, list(uids), uid=command.uid)
+    session.write(session.encoder.sort(numbers))
+    return Done()
+
+
+def _renumber(session: Session, node: Any, *, uid: bool) -> ThreadNode:
+    number = node.number
+    if number is not None and not uid:
+        number = session.require_selected().seq_of(number)
+    return ThreadNode(number, tuple(_renumber(session, child, uid=uid) for child in node.children))
+
+
+@handles(c.Thread, SELECTED)
+async def thread(session: Session, command: c.Thread) -> Done:
+    """RFC 5256 §3 THREAD."""
+    engine = _engine()
+    nodes = await _run(
+        session,
+        engine.thread(
+            session.services,
+            _context(session, engine),
+            command.algorithm,
+            command.search,
+            charset=command.charset,
+        ),
+        engine,
+    )
+    session.write(session.encoder.thread([_renumber(session, n, uid=command.uid) for n in nodes]))
+    return Done()

@@ -1,0 +1,193 @@
+"""The compact in-memory view of a selected mailbox (DESIGN.md "Hot paths").
+
+RFC 9051 §2.3.1.2 (message sequence numbers: 1..n in UID order, renumbered only when
+the client is told of an expunge), §5.5 and §7.5.1 (an EXPUNGE is never sent while a
+FETCH, STORE or SEARCH is answered, nor outside a command); RFC 7162 §3.1 (per-message
+modseq).
+
+The view holds, per message, its UID, modseq and keywords in parallel arrays built by
+one query at SELECT. It moves forward by reading the change journal from the account
+modseq it is current at (:meth:`MessageService.changes`), which a bus notification
+only hints at. Messages removed by another session stay in the view, marked
+``pending_expunge``, until the session may announce them; until then their sequence
+numbers stay valid for the client.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from hirondelle.imap.proto.sequence_set import SequenceSet
+from hirondelle.store.emails import MessageView
+from hirondelle.store.mailboxes import Mailbox
+
+
+@dataclass(slots=True)
+class Applied:
+    """What a journal read changed in the view: for untagged responses."""
+
+    flag_changes: list[int] = field(default_factory=list)  # UIDs whose keywords changed
+    new_messages: int = 0
+
+
+class SelectedMailbox:
+    __slots__ = (
+        "highest_modseq",
+        "keywords",
+        "mailbox_id",
+        "modseq",
+        "modseqs",
+        "name",
+        "pending_expunge",
+        "read_only",
+        "uidnext",
+        "uids",
+        "uidvalidity",
+    )
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        messages: list[MessageView],
+        *,
+        modseq: int,
+        read_only: bool,
+    ) -> None:
+        self.mailbox_id = mailbox.id
+        self.name = mailbox.name
+        self.uidvalidity = mailbox.uidvalidity
+        self.uidnext = mailbox.uidnext
+        self.highest_modseq = mailbox.highest_modseq
+        self.read_only = read_only
+        #: The account modseq the view is current at (where the next journal read starts).
+        self.modseq = modseq
+        self.uids = array("I", (m.uid for m in messages))
+        self.modseqs = array("Q", (m.modseq for m in messages))
+        self.keywords: list[str] = [m.keywords for m in messages]
+        self.pending_expunge: set[int] = set()
+
+    # -- numbers ----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+    def index_of(self, uid: int) -> int | None:
+        """0-based position of ``uid`` (its sequence number minus one), or None."""
+        i = bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i
+        return None
+
+    def seq_of(self, uid: int) -> int | None:
+        i = self.index_of(uid)
+        return None if i is None else i + 1
+
+    def resolve(self, numbers: SequenceSet, *, uid: bool) -> list[int]:
+        """The UIDs a sequence set names (RFC 9051 §6.4.8 for "*" and reversed ranges);
+        UIDs that are not in the mailbox are left out, as RFC 9051 §6.4.8 asks."""
+        uids = self.uids
+        count = len(uids)
+        if not count:
+            return []
+        result: list[int] = []
+        if uid:
+            for low, high in numbers.iter_ranges(uids[-1]):
+                start = bisect_left(uids, low)
+                end = bisect_left(uids, high + 1)
+                result.extend(uids[start:end])
+        else:
+            for low, high in numbers.iter_ranges(count):
+                if low > count:
+                    break
+                result.extend(uids[low - 1 : min(high, count)])
+        return result
+
+    def valid_sequence(self, numbers: SequenceSet) -> bool:
+        """RFC 9051 §6.4.8: a message sequence number above the count is an error
+        (BAD), while "*" is always valid."""
+        count = len(self.uids)
+        return all(
+            (low == 0 or low <= count) and (high == 0 or high <= count)
+            for low, high in numbers.ranges
+        )
+
+    def uid_set(self, uids: list[int]) -> SequenceSet:
+        return SequenceSet.from_ranges((u, u) for u in uids)
+
+    # -- changes ----------------------------------------------------------------------
+
+    def apply(self, changed: list[MessageView], destroyed: list[int], modseq: int) -> Applied:
+        """Take in a journal read: keyword changes at once, new messages appended,
+        removed ones queued in ``pending_expunge``."""
+        applied = Applied()
+        if modseq > self.modseq:
+            self.modseq = modseq
+        for uid in destroyed:
+            if self.index_of(uid) is not None:
+                self.pending_expunge.add(uid)
+        for view in changed:
+            if view.uid in self.pending_expunge:
+                continue
+            i = self.index_of(view.uid)
+            if i is None:
+                self._insert(view)
+                applied.new_messages += 1
+                continue
+            self.modseqs[i] = max(self.modseqs[i], view.modseq)
+            if self.keywords[i] != view.keywords:
+                self.keywords[i] = view.keywords
+                applied.flag_changes.append(view.uid)
+            self.highest_modseq = max(self.highest_modseq, view.modseq)
+        return applied
+
+    def _insert(self, view: MessageView) -> None:
+        i = bisect_left(self.uids, view.uid)
+        if i == len(self.uids):
+            self.uids.append(view.uid)
+            self.modseqs.append(view.modseq)
+            self.keywords.append(view.keywords)
+        else:  # pragma: no cover - UIDs ascend in commit order (store concurrency test)
+            self.uids.insert(i, view.uid)
+            self.modseqs.insert(i, view.modseq)
+            self.keywords.insert(i, view.keywords)
+        self.uidnext = max(self.uidnext, view.uid + 1)
+        self.highest_modseq = max(self.highest_modseq, view.modseq)
+
+    def update(self, view: MessageView) -> None:
+        """A change this session made itself (STORE, \\Seen side effect)."""
+        i = self.index_of(view.uid)
+        if i is not None:
+            self.keywords[i] = view.keywords
+            self.modseqs[i] = max(self.modseqs[i], view.modseq)
+            self.highest_modseq = max(self.highest_modseq, view.modseq)
+
+    def remove(self, uids: list[int]) -> list[int]:
+        """Remove messages; returns the sequence numbers to announce, in the order of
+        announcement (RFC 9051 §7.5.1: each number is valid after the previous ones)."""
+        numbers: list[int] = []
+        doomed = sorted(set(uids), reverse=True)
+        positions = [i for i in (self.index_of(u) for u in doomed) if i is not None]
+        if len(positions) > 64:
+            keep = set(range(len(self.uids))) - set(positions)
+            order = sorted(keep)
+            self.uids = array("I", (self.uids[i] for i in order))
+            self.modseqs = array("Q", (self.modseqs[i] for i in order))
+            self.keywords = [self.keywords[i] for i in order]
+            numbers = [i + 1 for i in positions]
+        else:
+            for i in positions:
+                del self.uids[i]
+                del self.modseqs[i]
+                del self.keywords[i]
+                numbers.append(i + 1)
+        self.pending_expunge.difference_update(uids)
+        return numbers
+
+    def keyword_names(self) -> set[str]:
+        """Every keyword in use (for the FLAGS response)."""
+        names: set[str] = set()
+        for text in set(self.keywords):
+            names.update(text.split())
+        return names

@@ -158,3 +158,21 @@ def matching_ids(
         pg_email_search.c.account_id == account_id,
         pg_email_search.c.document.op("@@")(sa.func.to_tsquery("simple", tsquery)),
     )
+
+
+def stored_bodies(conn: Connection, email_ids: list[int]) -> dict[int, str] | None:
+    """The indexed body text of each email (at most :data:`MAX_INDEXED_CHARS`), for
+    checking substrings after a word-prefix match; None when the backend keeps no text
+    (PostgreSQL's tsvector holds words only)."""
+    if conn.dialect.name != "sqlite":
+        return None
+    found: dict[int, str] = {}
+    for start in range(0, len(email_ids), 500):
+        chunk = email_ids[start : start + 500]
+        placeholders = ",".join("?" * len(chunk))
+        rows = conn.exec_driver_sql(
+            f"SELECT rowid, body FROM email_search_fts WHERE rowid IN ({placeholders})",
+            tuple(chunk),
+        )
+        found.update((int(rowid), str(body)) for rowid, body in rows)
+    return found

@@ -24,8 +24,10 @@ from starlette.applications import Starlette
 
 from hirondelle import tls
 from hirondelle.config import Endpoint, Settings
+from hirondelle.mail.queue import QueueWorker
 from hirondelle.pop3 import server as pop3_server
 from hirondelle.services import Services, open_services
+from hirondelle.smtp import server as smtp_server
 from hirondelle.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,10 @@ FRONT_ENDS: dict[str, FrontEnd] = {
     "https": FrontEnd(_start_http_listener, implicit_tls=True),
     "pop3": FrontEnd(pop3_server.start, implicit_tls=False),
     "pop3s": FrontEnd(pop3_server.start, implicit_tls=True),
+    "smtp": FrontEnd(smtp_server.start_smtp, implicit_tls=False),
+    "submission": FrontEnd(smtp_server.start_submission, implicit_tls=False),
+    "submissions": FrontEnd(smtp_server.start_submission, implicit_tls=True),
+    "lmtp": FrontEnd(smtp_server.start_lmtp, implicit_tls=False),
 }
 
 
@@ -113,6 +119,7 @@ class Node:
         self.settings = settings
         self.services: Services | None = None
         self.listeners: list[Listener] = []
+        self.queue_worker: QueueWorker | None = None
         self._stopping = asyncio.Event()
 
     def check_listeners(self) -> None:
@@ -148,6 +155,14 @@ class Node:
                 )
                 self.listeners.append(listener)
                 announce(listener)
+            # Mail transport: the outbound queue worker (sends what submission queued).
+            self.queue_worker = QueueWorker(
+                database=self.services.database,
+                blobs=self.services.blobs,
+                mail=self.services.mail,
+                settings=self.settings,
+            )
+            self.queue_worker.start()
         except BaseException:
             await self.stop()
             raise
@@ -169,6 +184,9 @@ class Node:
             return None
 
     async def stop(self) -> None:
+        if self.queue_worker is not None:
+            await self.queue_worker.stop()
+            self.queue_worker = None
         for listener in reversed(self.listeners):
             try:
                 await listener.stop()

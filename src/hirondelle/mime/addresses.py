@@ -89,6 +89,8 @@ def _tokenize(value: bytes) -> list[_Token]:
             cursor = index
             while cursor < length and value[cursor] not in b' \t\r\n"()[<>@,;:.':
                 cursor += 1
+            if cursor == index:  # a stray ")" is kept as a one-octet word
+                cursor += 1
             tokens.append(_Token("word", value[index:cursor], space, value[index:cursor]))
             index = cursor
         space = False

@@ -70,6 +70,7 @@ def decode_body(raw: bytes, start: int, end: int, encoding: str, charset: str | 
     return decode_text(decode_transfer(raw[start:end], encoding), charset)
 
 
+_ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
 _DROPPED_ELEMENTS = ("head", "script", "style", "title", "template", "noscript")
 _BLOCK_TAG = re.compile(
     r"<\s*/?\s*(?:br|p|div|tr|li|ul|ol|table|h[1-6]|hr|blockquote|pre|section|article|"
@@ -113,7 +114,7 @@ def _drop_comments(markup: str) -> str:
 
 def _drop_element(markup: str, name: str) -> str:
     """Remove ``<name ...>...</name>`` with str.find (linear, unlike a lazy regex)."""
-    lowered = markup.lower()
+    lowered = markup.translate(_ASCII_LOWER)  # same length as markup, unlike str.lower()
     opening = "<" + name
     if opening not in lowered:
         return markup

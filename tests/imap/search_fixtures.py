@@ -15,7 +15,7 @@ from hirondelle.imap.proto.response import ThreadNode
 from hirondelle.services import Services
 from hirondelle.store import emails, schema
 from tests.imap.helpers import command
-from tests.store.test_mail_store import inbox_of, make_account
+from tests.store.test_mail_store import inbox_of
 
 
 def build_message(
@@ -70,7 +70,9 @@ class Mailbox:
 
     @classmethod
     async def create(cls, services: Services) -> Mailbox:
-        account = await make_account(services)
+        # No password: argon2 would only slow every test down.
+        await services.accounts.add_domain("example.test")
+        account = await services.accounts.add_account("alice@example.test", password=None)
         inbox = await inbox_of(services, account)
         return cls(services, account.id, inbox.id)
 
@@ -156,7 +158,9 @@ class Mailbox:
     ) -> list[int]:
         return (await self.search_result(criteria, context)).uids
 
-    async def sort(self, program: str, context: imap_search.SearchContext | None = None) -> list[int]:
+    async def sort(
+        self, program: str, context: imap_search.SearchContext | None = None
+    ) -> list[int]:
         """UID SORT (criteria) charset search-key..., e.g. "(REVERSE DATE) UTF-8 ALL"."""
         parsed = command(b"t UID SORT " + program.encode() + b"\r\n", c.Sort)
         return await imap_search.sort(

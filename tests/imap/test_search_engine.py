@@ -429,4 +429,6 @@ async def test_every_corpus_message_survives_every_kind_of_key(box: Mailbox) -> 
     ]
     assert await box.search('HEADER Content-Type ""') == typed
     creme = "crème".encode()
-    assert await box.search(b"SUBJECT {%d}\r\n" % len(creme) + creme) == [uids[paths.index(CORPUS / "13-iso-8859-1.eml")]]
+    assert await box.search(b"SUBJECT {%d}\r\n" % len(creme) + creme) == [
+        uids[paths.index(CORPUS / "13-iso-8859-1.eml")]
+    ]

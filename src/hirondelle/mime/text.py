@@ -132,10 +132,9 @@ def _drop_element(markup: str, name: str) -> str:
             continue
         out.append(markup[position:start])
         end = lowered.find(closing, after)
-        if end < 0:
-            tag_end = lowered.find(">", after)
-            position = len(markup) if tag_end < 0 else tag_end + 1
-            continue
+        if end < 0:  # unclosed: like a browser, the element runs to the end
+            position = len(markup)
+            break
         tag_end = lowered.find(">", end)
         position = len(markup) if tag_end < 0 else tag_end + 1
     out.append(markup[position:])

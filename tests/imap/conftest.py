@@ -10,6 +10,7 @@ by default, so a test cannot pass on a refusal it did not ask for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import imaplib
 import socket
 import ssl
@@ -122,10 +123,8 @@ class Client:
         return data
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, imaplib.IMAP4.error):
             self.imap.logout()
-        except (OSError, imaplib.IMAP4.error):
-            pass
 
 
 class RawClient:
@@ -133,7 +132,9 @@ class RawClient:
     every line up to the tagged response, asserting its status."""
 
     def __init__(self, server: ImapServer, *, tls_wrap: bool) -> None:
-        sock = socket.create_connection((server.host, server.tls_port if tls_wrap else server.port), 30)
+        sock = socket.create_connection(
+            (server.host, server.tls_port if tls_wrap else server.port), 30
+        )
         if tls_wrap:
             sock = server.client_context().wrap_socket(sock)
         self.sock = sock
@@ -167,7 +168,7 @@ class RawClient:
         lines = []
         while True:
             line = self.line()
-            if line.endswith(b"}") and b"{" in line:
+            while line.endswith(b"}") and b"{" in line:
                 size = int(line[line.rindex(b"{") + 1 : -1].rstrip(b"+"))
                 line += b"\r\n" + self.read_exact(size)
                 line += self.line()
@@ -189,10 +190,8 @@ class RawClient:
         self.command(f'LOGIN {ADDRESS} "{PASSWORD}"')
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 @pytest.fixture(scope="session")
@@ -214,7 +213,10 @@ def imap(settings: Settings, certificate: tuple[Path, Path]) -> Iterator[ImapSer
     services = open_services(settings)
     plain = bind(Endpoint.parse("127.0.0.1:0"))
     secure = bind(Endpoint.parse("127.0.0.1:0"))
-    addresses = {"imap": "%s:%d" % plain.getsockname()[:2], "imaps": "%s:%d" % secure.getsockname()[:2]}
+    addresses = {
+        "imap": "{}:{}".format(*plain.getsockname()[:2]),
+        "imaps": "{}:{}".format(*secure.getsockname()[:2]),
+    }
     server = ImapServer(
         host="127.0.0.1",
         port=plain.getsockname()[1],

@@ -161,15 +161,29 @@ def test_capability_after_login_lists_extensions(imap: ImapServer) -> None:
     client = imap.imaplib()
     data = client.ok(client.imap.capability())
     caps = data[0].decode().split()
-    for name in ("IDLE", "UIDPLUS", "MOVE", "CONDSTORE", "QRESYNC", "ESEARCH", "QUOTA",
-                 "LIST-STATUS", "SPECIAL-USE", "COMPRESS=DEFLATE", "UTF8=ACCEPT", "BINARY"):
+    for name in (
+        "IDLE",
+        "UIDPLUS",
+        "MOVE",
+        "CONDSTORE",
+        "QRESYNC",
+        "ESEARCH",
+        "QUOTA",
+        "LIST-STATUS",
+        "SPECIAL-USE",
+        "COMPRESS=DEFLATE",
+        "UTF8=ACCEPT",
+        "BINARY",
+    ):
         assert name in caps
     assert any(c.startswith("APPENDLIMIT=") for c in caps)
     client.close()
 
 
 @pytest.mark.parametrize("line", [b"a" * 70000, b"x LOGIN {99999999}"])
-def test_oversized_input_is_refused_and_the_session_continues(imap: ImapServer, line: bytes) -> None:
+def test_oversized_input_is_refused_and_the_session_continues(
+    imap: ImapServer, line: bytes
+) -> None:
     raw = imap.raw()
     raw.send(line + b"\r\n")
     response = raw.line()

@@ -96,7 +96,7 @@ async def test_random_sessions_never_break(
         await deliver(services, alice, simple_message(body=".dot line\r\nmore\r\n"))
     transport = FakeTransport(script)
     shared = node_maildrops(services.database)
-    session = Session(transport, services, shared=shared, implicit_tls=True)
+    session = Session(transport, services, shared=shared)
     await asyncio.wait_for(session.run(), 30)
     output = bytes(transport.output)
     assert b"internal error" not in output
@@ -112,9 +112,7 @@ async def test_random_sessions_never_break(
 async def test_fake_transport_is_faithful(services: Services, alice: Account) -> None:
     """The fuzz harness itself: a scripted session gives the expected exchange."""
     transport = FakeTransport([f"USER {ADDRESS}".encode(), f"PASS {PASSWORD}".encode(), b"QUIT"])
-    session = Session(
-        transport, services, shared=node_maildrops(services.database), implicit_tls=True
-    )
+    session = Session(transport, services, shared=node_maildrops(services.database))
     await session.run()
     assert bytes(transport.output).splitlines()[1:] == [
         b"+OK send PASS",

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from hirondelle.config import Endpoint
+from hirondelle import tls
+from hirondelle.config import Endpoint, Settings
 from hirondelle.mime import canonicalize_line_endings
 from hirondelle.node import ListenerContext, Node, bind
 from hirondelle.pop3 import proto, server
@@ -20,7 +22,7 @@ from hirondelle.services import Services
 from hirondelle.store import emails, journal, maildrop
 from hirondelle.store.directory import Account
 from tests.messages import simple_message
-from tests.pop3.conftest import RawClient, connect, deliver
+from tests.pop3.conftest import RawClient, client_tls, connect, deliver
 
 
 async def inbox(services: Services, account: Account) -> maildrop.Snapshot:
@@ -336,16 +338,15 @@ async def test_internal_error_gets_a_reference_and_the_session_continues(
 
 
 @pytest.fixture
-async def quick_listener(node: Node) -> AsyncIterator[int]:
+async def quick_listener(node: Node, pop3_settings: Settings) -> AsyncIterator[int]:
     """A pop3s listener of the same node whose autologout is a fraction of a second."""
     assert node.services is not None
-    sock = bind(Endpoint.parse("127.0.0.1:0"))
     context = ListenerContext(
-        name="pop3",
-        sock=sock,
+        name="pop3s",
+        sock=bind(Endpoint.parse("127.0.0.1:0")),
         services=node.services,
-        tls=None,
-        implicit_tls=False,
+        tls=tls.server_context_from_settings(pop3_settings),
+        implicit_tls=True,
         addresses={},
     )
     listener = await server.start(context, idle_timeout=0.3)
@@ -355,13 +356,48 @@ async def quick_listener(node: Node) -> AsyncIterator[int]:
         await listener.stop()
 
 
-async def test_idle_session_is_logged_out(quick_listener: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", quick_listener)
+async def quick_client(port: int, cafile: Path, *, receive_buffer: int = 0) -> RawClient:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(
+        sock=sock, ssl=client_tls(cafile), server_hostname="localhost"
+    )
+    client = RawClient(reader, writer)
+    assert (await client.line()).startswith(b"+OK")
+    return client
+
+
+async def test_idle_session_is_logged_out(quick_listener: int, cafile: Path) -> None:
+    client = await quick_client(quick_listener, cafile)
     try:
-        assert (await reader.readline()).startswith(b"+OK")
-        assert await asyncio.wait_for(reader.readline(), 5) == (
-            b"-ERR autologout: idle for too long\r\n"
-        )
-        assert await asyncio.wait_for(reader.read(1), 5) == b""
+        assert await client.line() == b"-ERR autologout: idle for too long\r\n"
+        assert await client.closed()
     finally:
-        writer.close()
+        await client.close()
+
+
+async def test_client_that_stops_reading_is_dropped_and_the_lock_freed(
+    quick_listener: int, cafile: Path, services: Services, alice: Account
+) -> None:
+    await deliver(services, alice, b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 4000)
+    stalled = await quick_client(quick_listener, cafile, receive_buffer=4096)
+    try:
+        await stalled.login()
+        await stalled.send(b"RETR 1\r\n")  # and never read the answer
+        for _ in range(100):
+            other = await quick_client(quick_listener, cafile)
+            try:
+                await other.command("USER alice@example.test")
+                reply = await other.command("PASS correct horse battery", expect="")
+            finally:
+                await other.close()
+            if reply.startswith(b"+OK"):
+                break
+            assert reply.startswith(b"-ERR [IN-USE]"), reply
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the stalled session kept the maildrop")
+    finally:
+        await stalled.close()

@@ -124,7 +124,6 @@ async def start(
                 transport,
                 services,
                 shared=shared,
-                implicit_tls=context.implicit_tls,
                 idle_timeout=idle_timeout,
             )
             await session.run()

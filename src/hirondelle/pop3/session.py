@@ -118,13 +118,11 @@ class Session:
         services: Services,
         *,
         shared: NodeMaildrops,
-        implicit_tls: bool,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
     ) -> None:
         self.transport = transport
         self.services = services
         self.shared = shared
-        self.implicit_tls = implicit_tls
         self.idle_timeout = idle_timeout
         self.state = State.AUTHORIZATION
         self.user: str | None = None  # the name given by USER, waiting for PASS
@@ -138,7 +136,7 @@ class Session:
         hostname = self.services.settings.server.hostname
         try:
             self.transport.write(proto.ok(f"{hostname} {IMPLEMENTATION} POP3 server ready"))
-            await self.transport.drain()
+            await self.drain()
             while await self._one_command():
                 pass
         except CloseSession:
@@ -147,8 +145,8 @@ class Session:
             if self.maildrop is not None:
                 self.shared.locks.release(self.maildrop.account_id)
                 self.maildrop = None
-        with contextlib.suppress(ConnectionError):
-            await self.transport.drain()
+        with contextlib.suppress(ConnectionError, CloseSession):
+            await self.drain()
 
     async def _one_command(self) -> bool:
         """Read, parse and answer one command; False when the session is over."""
@@ -194,7 +192,7 @@ class Session:
             self.transport.write(
                 proto.err(f"internal error, reference {reference}", code="SYS/TEMP")
             )
-        await self.transport.drain()
+        await self.drain()
         return self.state is not State.UPDATE
 
     async def _error(self, text: str) -> None:
@@ -204,10 +202,20 @@ class Session:
             self.transport.write(proto.err(f"{text}; too many errors, closing"))
             raise CloseSession
         self.transport.write(proto.err(text))
-        await self.transport.drain()
+        await self.drain()
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait until the client has taken what was written; a client that stops
+        reading (in the middle of a RETR, say) is dropped after the idle timeout."""
+        try:
+            async with asyncio.timeout(self.idle_timeout):
+                await self.transport.drain()
+        except TimeoutError:
+            log.info("pop3: %s stopped reading; closing", self.transport.peer)
+            raise CloseSession from None
 
     # -- authorization ---------------------------------------------------------------
 
@@ -300,7 +308,7 @@ async def quit_(session: Session, _command: proto.Quit) -> None:
         session.write(proto.ok("bye"))
         raise CloseSession
     try:
-        await session.services.database.write(
+        removed = await session.services.database.write(
             lambda ctx: store_maildrop.remove(
                 ctx, account_id=maildrop.account_id, mailbox_id=maildrop.mailbox_id, uids=uids
             )
@@ -312,7 +320,8 @@ async def quit_(session: Session, _command: proto.Quit) -> None:
             proto.err(f"some deleted messages not removed, reference {reference}", code="SYS/TEMP")
         )
         raise CloseSession from None
-    session.write(proto.ok(f"bye, {len(uids)} message{'s' if len(uids) != 1 else ''} deleted"))
+    # Messages another session expunged meanwhile are gone too, but not counted here.
+    session.write(proto.ok(f"bye, {_plural(removed, 'message')} deleted"))
     raise CloseSession
 
 
@@ -389,7 +398,7 @@ async def auth(session: Session, command_: proto.Auth) -> None:
     response = command_.initial_response
     if response is None:
         session.write(proto.continuation())
-        await session.transport.drain()
+        await session.drain()
         try:
             async with asyncio.timeout(session.idle_timeout):
                 line = await session.transport.read_line(proto.MAX_SASL_LINE)
@@ -539,7 +548,7 @@ async def _send_message(session: Session, number: int, *, body_lines: int | None
             if encoder.done:
                 break
             session.write(encoder.feed(chunk))
-            await session.transport.drain()
+            await session.drain()
     except BlobNotFound:
         # Half a message is out: there is no way to say -ERR now.
         log.warning("pop3: blob %s vanished while being sent", message.blob_hash)

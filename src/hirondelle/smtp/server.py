@@ -299,9 +299,12 @@ class SmtpServer(SMTP):
             tls_context=None if listener.implicit_tls else tls_context,
             timeout=300,
             auth_required=listener.mode is Mode.SUBMISSION,
-            auth_require_tls=not listener.implicit_tls,
+            auth_require_tls=True,
             loop=asyncio.get_running_loop(),
         )
+        if listener.implicit_tls:
+            # The whole connection is TLS; aiosmtpd only knows about STARTTLS.
+            self._auth_require_tls = False
         if listener.mode is not Mode.SUBMISSION:
             self._auth_methods = {}
         else:
@@ -429,9 +432,13 @@ class SmtpServer(SMTP):
             return AuthResult(success=False, handled=True)
         if result is not None and result.outcome is Outcome.PROTOCOL_DISABLED:
             return AuthResult(
-                success=False, message="535 5.7.8 SMTP is switched off for this account"
+                success=False,
+                handled=False,
+                message="535 5.7.8 SMTP is switched off for this account",
             )
-        return AuthResult(success=False, message="535 5.7.8 Authentication credentials invalid")
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
+        )
 
     def received_field(self, envelope: Transaction) -> str:
         """RFC 5321 §4.4 trace field; protocol names of RFC 3848."""

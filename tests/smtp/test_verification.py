@@ -1,0 +1,110 @@
+"""SPF (RFC 7208), DKIM (RFC 6376) and DMARC (RFC 7489) verdicts on the MX, recorded in
+Authentication-Results (RFC 8601), with a DNS table instead of the Internet."""
+
+from __future__ import annotations
+
+import aiosmtplib
+import pytest
+
+from hirondelle.mail import dkim as dkim_keys
+from hirondelle.services import Services
+from hirondelle.store.queue import DkimKey
+from tests.messages import simple_message
+from tests.smtp.conftest import DnsTable, Servers, mailbox_messages, make_account
+
+SENDER_DOMAIN = "sender.test"
+
+
+def signing_key(dns: DnsTable) -> DkimKey:
+    generated = dkim_keys.generate_key(dkim_keys.ED25519)
+    key = DkimKey(
+        SENDER_DOMAIN, "s1", generated.algorithm, generated.private_key, generated.public_key, 0
+    )
+    name, value = dkim_keys.dns_record(key)
+    dns.add(name, "TXT", value)
+    return key
+
+
+def message_from_sender() -> bytes:
+    return simple_message(sender=f"Dan <dan@{SENDER_DOMAIN}>")
+
+
+async def receive(services: Services, servers: Servers, raw: bytes, *, expect: int = 250) -> bytes:
+    alice = await make_account(services, "alice@example.test")
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=servers.mx, start_tls=False)
+    await client.connect()
+    try:
+        if expect == 250:
+            await client.sendmail(f"dan@{SENDER_DOMAIN}", ["alice@example.test"], raw)
+        else:
+            with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+                await client.sendmail(f"dan@{SENDER_DOMAIN}", ["alice@example.test"], raw)
+            assert refused.value.code == expect, refused.value
+            return refused.value.message.encode()
+    finally:
+        client.close()
+    [stored] = await mailbox_messages(services, alice)
+    return stored
+
+
+def results_field(stored: bytes) -> str:
+    head = stored.split(b"\r\n\r\n")[0].decode()
+    unfolded = head.replace("\r\n\t", " ").replace("\r\n ", " ")
+    [line] = [x for x in unfolded.split("\r\n") if x.startswith("Authentication-Results:")]
+    return line
+
+
+async def test_spf_pass_dkim_pass_dmarc_pass(
+    services: Services, servers: Servers, dns_table: DnsTable
+) -> None:
+    dns_table.add(SENDER_DOMAIN, "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    dns_table.add(f"_dmarc.{SENDER_DOMAIN}", "TXT", "v=DMARC1; p=reject")
+    signed = dkim_keys.sign(message_from_sender(), [signing_key(dns_table)])
+    field = results_field(await receive(services, servers, signed))
+    assert field.startswith("Authentication-Results: mail.example.test;")
+    assert "spf=pass" in field and "dkim=pass" in field and "dmarc=pass" in field
+    assert f"header.d={SENDER_DOMAIN}" in field
+
+
+async def test_spf_fail_without_signature_under_p_reject_is_refused(
+    services: Services, servers: Servers, dns_table: DnsTable
+) -> None:
+    dns_table.add(SENDER_DOMAIN, "TXT", "v=spf1 ip4:192.0.2.1 -all")
+    dns_table.add(f"_dmarc.{SENDER_DOMAIN}", "TXT", "v=DMARC1; p=reject")
+    message = await receive(services, servers, message_from_sender(), expect=550)
+    assert message.startswith(b"5.7.1")
+    assert SENDER_DOMAIN.encode() in message
+
+
+async def test_dmarc_failure_under_p_none_is_delivered_and_recorded(
+    services: Services, servers: Servers, dns_table: DnsTable
+) -> None:
+    dns_table.add(SENDER_DOMAIN, "TXT", "v=spf1 ip4:192.0.2.1 -all")
+    dns_table.add(f"_dmarc.{SENDER_DOMAIN}", "TXT", "v=DMARC1; p=none")
+    field = results_field(await receive(services, servers, message_from_sender()))
+    assert "spf=fail" in field and "dkim=none" in field and "dmarc=fail" in field
+
+
+async def test_a_tampered_body_fails_dkim(
+    services: Services, servers: Servers, dns_table: DnsTable
+) -> None:
+    signed = dkim_keys.sign(message_from_sender(), [signing_key(dns_table)])
+    tampered = signed.replace(b"Just a short note.", b"Send money please.")
+    field = results_field(await receive(services, servers, tampered))
+    assert "dkim=fail" in field
+
+
+async def test_no_records_at_all_gives_none_verdicts(services: Services, servers: Servers) -> None:
+    field = results_field(await receive(services, servers, message_from_sender()))
+    assert "spf=none" in field and "dkim=none" in field
+
+
+async def test_a_forged_results_field_with_our_name_is_removed(
+    services: Services, servers: Servers
+) -> None:
+    forged = (
+        b"Authentication-Results: mail.example.test; dkim=pass header.d=bank.test\r\n"
+        + message_from_sender()
+    )
+    stored = await receive(services, servers, forged)
+    assert b"header.d=bank.test" not in stored

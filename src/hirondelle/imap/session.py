@@ -276,6 +276,10 @@ class Session:
             return
         done: Done | None = None
         try:
+            if self.state is State.SELECTED and not isinstance(command, c.Select | c.Idle):
+                # The command sees the mailbox as it is now (CHANGEDSINCE, UNCHANGEDSINCE,
+                # sequence numbers of new messages); untagged data may precede its own.
+                await self._sync_after(command)
             done = await handler(self, command)
         except No as refusal:
             await self._sync_after(command)
@@ -312,7 +316,8 @@ class Session:
             self.write(self.encoder.ok(tag, f"{command.name} {done.text}", done.code))
 
     async def _sync_after(self, command: c.Command) -> None:
-        """Untagged updates before the tagged response (RFC 9051 §5.5, §7.5.1)."""
+        """Untagged updates before a command runs and before its tagged response
+        (RFC 9051 §5.5, §7.5.1: no EXPUNGE around FETCH, STORE and SEARCH)."""
         if self.state is not State.SELECTED or self.selected is None:
             return
         quiet = isinstance(command, c.Fetch | c.Store | c.Search) and not getattr(

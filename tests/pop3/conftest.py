@@ -25,6 +25,11 @@ PASSWORD = "correct horse battery"
 ADDRESS = "alice@example.test"
 
 
+# For tests that are purely protocol-level (no store access beyond the node's start):
+# they run on SQLite only, which keeps the suite fast.
+protocol_level = pytest.mark.parametrize("backend", ["sqlite"])
+
+
 @pytest.fixture(autouse=True)
 def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hashes made in these tests use the cheapest argon2 parameters (verification reads

@@ -21,6 +21,7 @@ from tests.pop3.conftest import (
     client_tls,
     connect,
     make_account,
+    protocol_level,
 )
 
 
@@ -31,6 +32,7 @@ def plain_response(user: str = ADDRESS, password: str = PASSWORD, authzid: str =
 # -- greeting, CAPA and TLS rules -----------------------------------------------------
 
 
+@protocol_level
 async def test_greeting_names_the_host(node: Node, cafile: Path) -> None:
     client = await connect(node, cafile, name="pop3")
     await client.close()
@@ -43,6 +45,7 @@ def server_port(node: Node, name: str) -> int:
     return next(listener.port for listener in node.listeners if listener.name == name)
 
 
+@protocol_level
 async def test_capa_before_tls_offers_stls_and_no_login(plain: RawClient) -> None:
     capabilities = await plain.multiline("CAPA")
     assert b"STLS" in capabilities
@@ -52,6 +55,7 @@ async def test_capa_before_tls_offers_stls_and_no_login(plain: RawClient) -> Non
         assert expected in capabilities
 
 
+@protocol_level
 async def test_capa_over_tls_offers_user_and_sasl_plain(raw: RawClient) -> None:
     capabilities = await raw.multiline("CAPA")
     assert b"USER" in capabilities
@@ -60,11 +64,13 @@ async def test_capa_over_tls_offers_user_and_sasl_plain(raw: RawClient) -> None:
     assert b"IMPLEMENTATION Hirondelle" in capabilities
 
 
+@protocol_level
 async def test_user_before_stls_is_refused_and_tells_to_use_stls(plain: RawClient) -> None:
     reply = await plain.command(f"USER {ADDRESS}", expect="-ERR [SYS/PERM]")
     assert b"STLS" in reply
 
 
+@protocol_level
 async def test_pass_and_auth_before_stls_are_refused(plain: RawClient) -> None:
     await plain.command(f"PASS {PASSWORD}", expect="-ERR [SYS/PERM]")
     await plain.command(f"AUTH PLAIN {plain_response()}", expect="-ERR [SYS/PERM]")
@@ -80,13 +86,13 @@ async def test_login_after_stls_on_the_plain_port(
     await plain.command("QUIT")
 
 
+@protocol_level
 async def test_stls_on_pop3s_is_refused(raw: RawClient) -> None:
     await raw.command("STLS", expect="-ERR TLS is already active")
 
 
-async def test_commands_pipelined_after_stls_are_discarded(
-    plain: RawClient, alice: Account, cafile: Path
-) -> None:
+@protocol_level
+async def test_commands_pipelined_after_stls_are_discarded(plain: RawClient, cafile: Path) -> None:
     """RFC 2595 §4: input sent in clear after STLS must not be taken as protected."""
     await plain.send(b"STLS\r\nNOOP\r\n")
     assert (await plain.line()).startswith(b"+OK")
@@ -191,12 +197,14 @@ async def test_auth_plain_refuses_acting_as_another_user(raw: RawClient, alice: 
     await raw.command(f"AUTH PLAIN {response}", expect="-ERR [AUTH]")
 
 
+@protocol_level
 async def test_auth_without_mechanism_lists_plain(raw: RawClient) -> None:
     await raw.command("AUTH")
     assert await raw.line() == b"PLAIN\r\n"
     assert await raw.line() == b".\r\n"
 
 
+@protocol_level
 async def test_unsupported_mechanism_and_apop_are_refused(raw: RawClient) -> None:
     await raw.command("AUTH CRAM-MD5", expect="-ERR unsupported mechanism")
     await raw.command("APOP alice 0123456789abcdef", expect="-ERR APOP is not supported")

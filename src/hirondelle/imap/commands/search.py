@@ -3,17 +3,18 @@
 RFC 9051 §6.4.4 SEARCH (and §7.3.4 ESEARCH; RFC 4731 RETURN MIN MAX ALL COUNT),
 RFC 5182 SEARCHRES (SAVE and "$"), RFC 7162 §3.1.5 (MODSEQ in the result), RFC 5256
 SORT and THREAD (REFERENCES, ORDEREDSUBJECT), RFC 3501 §6.4.4 untagged SEARCH for
-IMAP4rev1 clients. The engine (``hirondelle.imap.search``) evaluates the keys and
+IMAP4rev1 clients. The engine (:mod:`hirondelle.imap.search`) evaluates the keys and
 returns UIDs; this module turns them into sequence numbers or UIDs, ESEARCH data and
 the saved result.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
-from hirondelle.imap.commands import SELECTED, Done, No, handles
+from hirondelle.imap import search as engine
+from hirondelle.imap.commands import SELECTED, Bad, Done, No, handles
 from hirondelle.imap.proto import commands as c
 from hirondelle.imap.proto.response import ResponseCode, ThreadNode
 from hirondelle.imap.proto.sequence_set import SequenceSet
@@ -21,20 +22,13 @@ from hirondelle.imap.proto.sequence_set import SequenceSet
 if TYPE_CHECKING:
     from hirondelle.imap.session import Session
 
+T = TypeVar("T")
+
 #: RFC 9051 §6.4.4 charsets answered in BADCHARSET.
 CHARSETS = ("US-ASCII", "UTF-8")
 
 
-def _engine() -> Any:
-    """The search engine module, written alongside this front end; imported by name so
-    the server runs (answering NO) if it is not there."""
-    try:
-        return importlib.import_module("hirondelle.imap.search")
-    except ImportError:
-        raise No("SEARCH is not available on this server yet", "CANNOT") from None
-
-
-def _context(session: Session, engine: Any) -> Any:
+def _context(session: Session) -> engine.SearchContext:
     view = session.require_selected()
     return engine.SearchContext(
         account_id=session.account_id,
@@ -52,23 +46,16 @@ def _numbers(session: Session, uids: list[int], *, uid: bool) -> list[int]:
     return [n for n in (view.seq_of(u) for u in uids) if n is not None]
 
 
-def _uses_modseq(key: c.SearchKey) -> bool:
-    if isinstance(key, c.SearchModSeq):
-        return True
-    if isinstance(key, c.SearchNot):
-        return _uses_modseq(key.key)
-    if isinstance(key, c.SearchOr):
-        return _uses_modseq(key.left) or _uses_modseq(key.right)
-    if isinstance(key, c.SearchAnd):
-        return any(_uses_modseq(k) for k in key.keys)
-    return False
-
-
-async def _run(session: Session, call: Any, engine: Any) -> Any:
+async def _run(call: Awaitable[T]) -> T:
+    """The engine's refusals mapped at this one place."""
     try:
         return await call
     except engine.UnsupportedCharset:
         raise No("Unsupported charset", ResponseCode.badcharset(CHARSETS)) from None
+    except engine.UnsupportedSortKey as error:
+        raise Bad(f"Unsupported sort key {error}") from None
+    except engine.UnsupportedThreadAlgorithm as error:
+        raise Bad(f"Unsupported threading algorithm {error}") from None
 
 
 def _esearch(
@@ -110,18 +97,15 @@ def _esearch(
 @handles(c.Search, SELECTED)
 async def search(session: Session, command: c.Search) -> Done:
     """RFC 9051 §6.4.4."""
-    engine = _engine()
     result = await _run(
-        session,
         engine.search(
-            session.services, _context(session, engine), command.criteria, charset=command.charset
-        ),
-        engine,
+            session.services, _context(session), command.criteria, charset=command.charset
+        )
     )
-    uids: list[int] = list(result.uids)
-    modseq = result.highest_modseq if _uses_modseq(command.criteria) else None
+    uids = list(result.uids)
+    modseq = result.highest_modseq
     if modseq is not None:
-        session.enabled.add("CONDSTORE")
+        session.enabled.add("CONDSTORE")  # RFC 7162 §3.1: SEARCH MODSEQ enables it
     if command.return_options is None:
         numbers = _numbers(session, uids, uid=command.uid)
         session.write(session.encoder.search(numbers, modseq=modseq))
@@ -133,24 +117,20 @@ async def search(session: Session, command: c.Search) -> Done:
 @handles(c.Sort, SELECTED)
 async def sort(session: Session, command: c.Sort) -> Done:
     """RFC 5256 §3 SORT."""
-    engine = _engine()
     uids = await _run(
-        session,
         engine.sort(
             session.services,
-            _context(session, engine),
+            _context(session),
             command.criteria,
             command.search,
             charset=command.charset,
-        ),
-        engine,
+        )
     )
-    numbers = _numbers(session, list(uids), uid=command.uid)
-    session.write(session.encoder.sort(numbers))
+    session.write(session.encoder.sort(_numbers(session, uids, uid=command.uid)))
     return Done()
 
 
-def _renumber(session: Session, node: Any, *, uid: bool) -> ThreadNode:
+def _renumber(session: Session, node: ThreadNode, *, uid: bool) -> ThreadNode:
     number = node.number
     if number is not None and not uid:
         number = session.require_selected().seq_of(number)
@@ -160,17 +140,14 @@ def _renumber(session: Session, node: Any, *, uid: bool) -> ThreadNode:
 @handles(c.Thread, SELECTED)
 async def thread(session: Session, command: c.Thread) -> Done:
     """RFC 5256 §3 THREAD."""
-    engine = _engine()
     nodes = await _run(
-        session,
         engine.thread(
             session.services,
-            _context(session, engine),
+            _context(session),
             command.algorithm,
             command.search,
             charset=command.charset,
-        ),
-        engine,
+        )
     )
     session.write(session.encoder.thread([_renumber(session, n, uid=command.uid) for n in nodes]))
     return Done()

@@ -1,0 +1,89 @@
+"""SEARCH (ESEARCH, SEARCHRES, MODSEQ, charsets), SORT and THREAD through the server:
+numbers vs UIDs and the response encodings. The key semantics are the search
+engine's own tests."""
+
+from __future__ import annotations
+
+import re
+
+from tests.imap.conftest import ImapServer, RawClient
+from tests.messages import simple_message
+
+
+def _mailbox(imap: ImapServer) -> RawClient:
+    imap.deliver(simple_message(subject="apple pie", sender="Zed <zed@x.test>"))
+    imap.deliver(simple_message(subject="banana split", sender="Amy <amy@x.test>"))
+    imap.deliver(simple_message(subject="apple crumble", sender="Bob <bob@x.test>"))
+    imap.deliver(simple_message(subject="cherry", message_id="root@x.test"))
+    imap.deliver(simple_message(subject="Re: cherry", in_reply_to="root@x.test"))
+    raw = imap.raw()
+    raw.login()
+    raw.command("SELECT INBOX")
+    # UIDs 1..5; expunge UID 1 so sequence numbers and UIDs differ.
+    raw.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    raw.command("EXPUNGE")
+    return raw
+
+
+def test_search_returns_sequence_numbers_and_uid_search_uids(imap: ImapServer) -> None:
+    raw = _mailbox(imap)
+    assert raw.command("SEARCH SUBJECT apple")[0] == b"* SEARCH 2"
+    assert raw.command("UID SEARCH SUBJECT apple")[0] == b"* SEARCH 3"
+    assert raw.command("SEARCH ALL")[0] == b"* SEARCH 1 2 3 4"
+    assert raw.command("SEARCH SUBJECT nothing-like-this")[0] == b"* SEARCH"
+    raw.close()
+
+
+def test_esearch_return_options(imap: ImapServer) -> None:
+    raw = _mailbox(imap)
+    raw.counter = 10
+    lines = raw.command("SEARCH RETURN (MIN MAX COUNT ALL) ALL")
+    assert lines[0] == b'* ESEARCH (TAG "t11") MIN 1 MAX 4 ALL 1:4 COUNT 4'
+    lines = raw.command("UID SEARCH RETURN () UNSEEN")
+    assert lines[0] == b'* ESEARCH (TAG "t12") UID ALL 2:5'
+    lines = raw.command("SEARCH RETURN (COUNT) SUBJECT zzz")
+    assert lines[0] == b'* ESEARCH (TAG "t13") COUNT 0'
+    raw.close()
+
+
+def test_searchres_save_and_dollar(imap: ImapServer) -> None:
+    raw = _mailbox(imap)
+    assert len(raw.command("SEARCH RETURN (SAVE) SUBJECT cherry")) == 1
+    assert raw.command("FETCH $ (UID)")[:2] == [b"* 3 FETCH (UID 4)", b"* 4 FETCH (UID 5)"]
+    raw.command("UID STORE $ +FLAGS (\\Flagged)")
+    assert raw.command("SEARCH FLAGGED")[0] == b"* SEARCH 3 4"
+    raw.close()
+
+
+def test_search_modseq_reports_highest(imap: ImapServer) -> None:
+    raw = _mailbox(imap)
+    raw.command("STORE 2 +FLAGS (\\Seen)")
+    line = raw.command("SEARCH MODSEQ 1")[0]
+    assert re.fullmatch(rb"\* SEARCH 1 2 3 4 \(MODSEQ \d+\)", line)
+    raw.close()
+
+
+def test_unknown_charset_is_badcharset(imap: ImapServer) -> None:
+    raw = _mailbox(imap)
+    lines = raw.command("SEARCH CHARSET KLINGON SUBJECT x", expect="NO")
+    assert b"[BADCHARSET (US-ASCII UTF-8)]" in lines[-1]
+    assert raw.command("SEARCH CHARSET UTF-8 SUBJECT apple")[0] == b"* SEARCH 2"
+    raw.close()
+
+
+def test_sort_by_subject_and_from(imap: ImapServer) -> None:
+    raw = _mailbox(imap)
+    assert raw.command("SORT (SUBJECT) UTF-8 ALL")[0] == b"* SORT 2 1 3 4"
+    assert raw.command("UID SORT (REVERSE FROM) UTF-8 SUBJECT apple")[0].startswith(b"* SORT 3")
+    raw.close()
+
+
+def test_thread_references(imap: ImapServer) -> None:
+    raw = _mailbox(imap)
+    line = raw.command("THREAD REFERENCES UTF-8 ALL")[0]
+    assert line.startswith(b"* THREAD ")
+    assert b"(3 4)" in line
+    assert b"(5 4)" not in line
+    line = raw.command("UID THREAD ORDEREDSUBJECT UTF-8 ALL")[0]
+    assert b"(4 5)" in line
+    raw.close()

@@ -8,13 +8,17 @@ decoded form used by JMAP (RFC 8621 §4.1.2.3, groups flattened).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
 from hirondelle.mime.headers import decode_header_bytes, decode_words
 
-MAX_ADDRESSES = 5_000
+MAX_ADDRESSES = 2_000
 """Address items kept per header; a header listing more is truncated."""
+MAX_ADDRESS_HEADER = 256 * 1024
+"""Octets of an address header that are parsed; the rest of an absurd header is ignored."""
 
 
 class ItemKind(Enum):
@@ -46,9 +50,13 @@ class _Token:
 _SPECIALS = b"<>@,;:"
 
 
-def _tokenize(value: bytes) -> list[_Token]:
-    """RFC 5322 §3.2: atoms, quoted strings, comments, domain literals and specials."""
-    tokens: list[_Token] = []
+_WORD = re.compile(rb'[^ \t\r\n"()\[<>@,;:.]+|\)')
+_WHITESPACE = re.compile(rb"[ \t\r\n]+")
+
+
+def _tokenize(value: bytes) -> Iterator[_Token]:
+    """RFC 5322 §3.2: atoms, quoted strings, comments, domain literals and specials
+    (a generator, so that a truncated list stops the scan)."""
     index = 0
     length = len(value)
     space = False
@@ -56,11 +64,12 @@ def _tokenize(value: bytes) -> list[_Token]:
         byte = value[index]
         if byte in b" \t\r\n":
             space = True
-            index += 1
+            match = _WHITESPACE.match(value, index)
+            index = match.end() if match else index + 1
             continue
         if byte == 0x22:  # quoted string
             end, text = _scan_quoted(value, index + 1, 0x22)
-            tokens.append(_Token("quoted", text, space, value[index:end]))
+            yield _Token("quoted", text, space, value[index:end])
             index = end
         elif byte == 0x28:  # comment, nested
             depth = 1
@@ -74,27 +83,24 @@ def _tokenize(value: bytes) -> list[_Token]:
                 elif current == 0x29:
                     depth -= 1
                 cursor += 1
+            cursor = min(cursor, length)
             inner = value[index + 1 : cursor - 1 if depth == 0 else cursor]
-            tokens.append(_Token("comment", inner, space, value[index:cursor]))
+            yield _Token("comment", inner, space, value[index:cursor])
             index = cursor
         elif byte == 0x5B:  # domain literal
             end = value.find(b"]", index)
             end = length if end < 0 else end + 1
-            tokens.append(_Token("literal", value[index:end], space, value[index:end]))
+            yield _Token("literal", value[index:end], space, value[index:end])
             index = end
         elif byte in _SPECIALS or byte == 0x2E:
-            tokens.append(_Token("special", value[index : index + 1], space, b""))
+            yield _Token("special", value[index : index + 1], space, b"")
             index += 1
-        else:
-            cursor = index
-            while cursor < length and value[cursor] not in b' \t\r\n"()[<>@,;:.':
-                cursor += 1
-            if cursor == index:  # a stray ")" is kept as a one-octet word
-                cursor += 1
-            tokens.append(_Token("word", value[index:cursor], space, value[index:cursor]))
+        else:  # an atom, or a stray ")" kept as a one-octet word
+            match = _WORD.match(value, index)
+            cursor = match.end() if match else index + 1
+            yield _Token("word", value[index:cursor], space, value[index:cursor])
             index = cursor
         space = False
-    return tokens
 
 
 def _scan_quoted(value: bytes, start: int, closing: int) -> tuple[int, bytes]:
@@ -135,6 +141,7 @@ def parse_address_list(value: bytes | None) -> tuple[AddressItem, ...]:
     """RFC 5322 §3.4 address-list with groups; never raises, garbage gives odd addresses."""
     if not value:
         return ()
+    value = value[:MAX_ADDRESS_HEADER]
     items: list[AddressItem] = []
     current: list[_Token] = []
     in_angle = False

@@ -27,25 +27,34 @@ from hirondelle.mime.structure import Part
 
 def render_body_structure(part: Part, raw: bytes, *, extensible: bool) -> bytes:
     """RFC 9051 §9 ``body``: BODYSTRUCTURE when ``extensible``, else BODY."""
+    structure, body = render_body_structures(part, raw)
+    return structure if extensible else body
+
+
+def render_body_structures(part: Part, raw: bytes) -> tuple[bytes, bytes]:
+    """RFC 9051 §9 ``body`` rendered in one walk: (BODYSTRUCTURE, BODY)."""
     if part.is_multipart and part.children:
-        return _render_multipart(part, raw, extensible=extensible)
-    return _render_single(part, raw, extensible=extensible)
+        return _render_multipart(part, raw)
+    return _render_single(part, raw)
 
 
-def _render_multipart(part: Part, raw: bytes, *, extensible: bool) -> bytes:
+def _render_multipart(part: Part, raw: bytes) -> tuple[bytes, bytes]:
     """RFC 9051 §9 ``body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]``."""
-    out = bytearray(b"(")
+    structure = bytearray(b"(")
+    body = bytearray(b"(")
     for child in part.children:
-        out += render_body_structure(child, raw, extensible=extensible)
-    out += b" " + render_string(part.media_subtype)
-    if extensible:
-        out += b" " + _render_parameters(part.parameters)
-        out += b" " + _render_extension_tail(part)
-    out += b")"
-    return bytes(out)
+        child_structure, child_body = render_body_structures(child, raw)
+        structure += child_structure
+        body += child_body
+    subtype = b" " + render_string(part.media_subtype)
+    structure += subtype
+    body += subtype + b")"
+    structure += b" " + _render_parameters(part.parameters)
+    structure += b" " + _render_extension_tail(part) + b")"
+    return bytes(structure), bytes(body)
 
 
-def _render_single(part: Part, raw: bytes, *, extensible: bool) -> bytes:
+def _render_single(part: Part, raw: bytes) -> tuple[bytes, bytes]:
     """RFC 9051 §9 ``body-type-1part``: basic, msg or text, then ``body-ext-1part``."""
     headers = part.headers
     fields = [
@@ -57,17 +66,24 @@ def _render_single(part: Part, raw: bytes, *, extensible: bool) -> bytes:
         render_string(part.transfer_encoding_written),
         b"%d" % (part.end - part.body_start),
     ]
+    structure_fields = fields
+    body_fields = fields
     if part.message is not None:
         inner = part.message
-        fields.append(render_envelope(inner.headers))
-        fields.append(render_body_structure(inner, raw, extensible=extensible))
-        fields.append(b"%d" % count_lines(raw, part.body_start, part.end))
+        envelope = render_envelope(inner.headers)
+        inner_structure, inner_body = render_body_structures(inner, raw)
+        lines = b"%d" % count_lines(raw, part.body_start, part.end)
+        structure_fields = [*fields, envelope, inner_structure, lines]
+        body_fields = [*fields, envelope, inner_body, lines]
     elif part.content_type.startswith("text/"):
-        fields.append(b"%d" % count_lines(raw, part.body_start, part.end))
-    if extensible:
-        fields.append(NIL)  # body-fld-md5
-        fields.append(_render_extension_tail(part))
-    return render_list(fields)
+        structure_fields = body_fields = [
+            *fields,
+            b"%d" % count_lines(raw, part.body_start, part.end),
+        ]
+    body = render_list(body_fields)
+    # body-fld-md5 is NIL, then disposition, language, location
+    structure = render_list([*structure_fields, NIL, _render_extension_tail(part)])
+    return structure, body
 
 
 def _render_extension_tail(part: Part) -> bytes:

@@ -9,6 +9,8 @@ domain gets an empty host string (a NIL host would read as a group marker).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hirondelle.mime.addresses import AddressItem, ItemKind, parse_address_list
 from hirondelle.mime.headers import Headers
 from hirondelle.mime.imap_strings import NIL, render_list, render_nstring, render_string
@@ -40,23 +42,47 @@ def render_address_list(items: tuple[AddressItem, ...]) -> bytes:
     return b"(" + b"".join(rendered) + b")"
 
 
-def render_envelope(headers: Headers) -> bytes:
+@dataclass(frozen=True, slots=True)
+class EnvelopeAddresses:
+    """The address headers of one message, parsed once (no Sender/Reply-To defaulting)."""
+
+    from_: tuple[AddressItem, ...]
+    sender: tuple[AddressItem, ...]
+    reply_to: tuple[AddressItem, ...]
+    to: tuple[AddressItem, ...]
+    cc: tuple[AddressItem, ...]
+    bcc: tuple[AddressItem, ...]
+
+
+def parse_envelope_addresses(headers: Headers) -> EnvelopeAddresses:
+    """RFC 5322 §3.6.2-§3.6.3 originator and destination fields."""
+    return EnvelopeAddresses(
+        from_=parse_address_list(headers.get("from")),
+        sender=parse_address_list(headers.get("sender")),
+        reply_to=parse_address_list(headers.get("reply-to")),
+        to=parse_address_list(headers.get("to")),
+        cc=parse_address_list(headers.get("cc")),
+        bcc=parse_address_list(headers.get("bcc")),
+    )
+
+
+def render_envelope(headers: Headers, addresses: EnvelopeAddresses | None = None) -> bytes:
     """RFC 9051 §7.5.2 ENVELOPE: date, subject, from, sender, reply-to, to, cc, bcc,
-    in-reply-to, message-id; NIL for absent fields.
+    in-reply-to, message-id; NIL for absent fields; Sender and Reply-To default to From
+    (RFC 3501 §7.4.2).
     """
-    from_items = parse_address_list(headers.get("from"))
-    sender_items = parse_address_list(headers.get("sender")) or from_items
-    reply_to_items = parse_address_list(headers.get("reply-to")) or from_items
+    if addresses is None:
+        addresses = parse_envelope_addresses(headers)
     return render_list(
         [
             render_nstring(headers.get("date")),
             render_nstring(headers.get("subject")),
-            render_address_list(from_items),
-            render_address_list(sender_items),
-            render_address_list(reply_to_items),
-            render_address_list(parse_address_list(headers.get("to"))),
-            render_address_list(parse_address_list(headers.get("cc"))),
-            render_address_list(parse_address_list(headers.get("bcc"))),
+            render_address_list(addresses.from_),
+            render_address_list(addresses.sender or addresses.from_),
+            render_address_list(addresses.reply_to or addresses.from_),
+            render_address_list(addresses.to),
+            render_address_list(addresses.cc),
+            render_address_list(addresses.bcc),
             render_nstring(headers.get("in-reply-to")),
             render_nstring(headers.get("message-id")),
         ]

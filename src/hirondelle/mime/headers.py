@@ -24,6 +24,8 @@ from email.utils import parsedate_tz
 
 MAX_HEADER_FIELDS = 10_000
 """Header fields kept per header block; the rest of an absurd block is ignored."""
+MAX_HEADER_BLOCK = 1024 * 1024
+"""Octets of a header block that are parsed into fields (offsets still cover all of it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,7 @@ def parse_header_block(block: bytes) -> tuple[HeaderField, ...]:
     fields: list[HeaderField] = []
     name: str | None = None
     value_lines: list[bytes] = []
-    for line in block.split(b"\n"):
+    for line in block[:MAX_HEADER_BLOCK].split(b"\n"):
         if line[:1] in (b" ", b"\t"):
             if name is not None:
                 value_lines.append(line)

@@ -12,11 +12,8 @@ FETCH responses on one line.
 
 from __future__ import annotations
 
-import re
-
 NIL = b"NIL"
 
-_NEEDS_LITERAL = re.compile(rb"[\x00\r\n\x80-\xff]")
 MAX_QUOTED = 4096
 """Longer strings are sent as literals, which clients buffer better than huge quoted strings."""
 
@@ -25,7 +22,7 @@ def render_string(value: bytes) -> bytes:
     """RFC 9051 §4.3: ``quoted`` when possible, else a literal."""
     if b"\x00" in value:
         value = value.replace(b"\x00", b"")
-    if len(value) > MAX_QUOTED or _NEEDS_LITERAL.search(value):
+    if len(value) > MAX_QUOTED or not value.isascii() or b"\r" in value or b"\n" in value:
         return b"{%d}\r\n%s" % (len(value), value)
     if b"\\" in value or b'"' in value:
         value = value.replace(b"\\", b"\\\\").replace(b'"', b'\\"')

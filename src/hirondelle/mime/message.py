@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from hirondelle.mime.addresses import Address, decoded_addresses, parse_address_list
-from hirondelle.mime.bodystructure import render_body_structure
-from hirondelle.mime.envelope import render_envelope
+from hirondelle.mime.addresses import Address, decoded_addresses
+from hirondelle.mime.bodystructure import render_body_structures
+from hirondelle.mime.envelope import parse_envelope_addresses, render_envelope
 from hirondelle.mime.headers import (
     Headers,
     decode_header_bytes,
@@ -139,18 +139,19 @@ def parse_message(raw: bytes) -> ParsedMessage:
 def _parse(raw: bytes) -> ParsedMessage:
     root = parse_structure(raw)
     headers = root.headers
-    from_ = parse_address_list(headers.get("from"))
+    addresses = parse_envelope_addresses(headers)
     jmap_structure = build_body_parts(root, raw)
     text_body, html_body, attachments = classify_body_parts(jmap_structure)
     leaves = _leaves_by_id(jmap_structure)
     locations = _locations(root)
     by_section = {location.section: location for location in locations}
     subject = decode_unstructured(headers.get("subject")).strip()
+    body_structure, body = render_body_structures(root, raw)
     return ParsedMessage(
         size=len(raw),
-        envelope=render_envelope(headers),
-        body_structure=render_body_structure(root, raw, extensible=True),
-        body=render_body_structure(root, raw, extensible=False),
+        envelope=render_envelope(headers, addresses),
+        body_structure=body_structure,
+        body=body,
         parts=tuple(locations),
         jmap_body_structure=jmap_structure,
         text_body=text_body,
@@ -158,12 +159,12 @@ def _parse(raw: bytes) -> ParsedMessage:
         attachments=attachments,
         has_attachment=any(leaves[part_id]["disposition"] != "inline" for part_id in attachments),
         subject=subject,
-        from_=decoded_addresses(from_),
-        sender=decoded_addresses(parse_address_list(headers.get("sender"))),
-        reply_to=decoded_addresses(parse_address_list(headers.get("reply-to"))),
-        to=decoded_addresses(parse_address_list(headers.get("to"))),
-        cc=decoded_addresses(parse_address_list(headers.get("cc"))),
-        bcc=decoded_addresses(parse_address_list(headers.get("bcc"))),
+        from_=decoded_addresses(addresses.from_),
+        sender=decoded_addresses(addresses.sender),
+        reply_to=decoded_addresses(addresses.reply_to),
+        to=decoded_addresses(addresses.to),
+        cc=decoded_addresses(addresses.cc),
+        bcc=decoded_addresses(addresses.bcc),
         sent_at=parse_date(headers.get("date")),
         message_id=parse_message_ids(headers.get("message-id")),
         in_reply_to=parse_message_ids(headers.get("in-reply-to")),
@@ -241,6 +242,8 @@ def _add_locations(entity: Part, out: list[PartLocation], *, message_like: bool)
 
 PREVIEW_SOURCE = 256 * 1024
 """Encoded octets of a part read to build a preview."""
+PREVIEW_ATTEMPTS = 20
+"""Body parts tried, in order, before giving up on a preview (all may be empty)."""
 
 
 def _preview(
@@ -252,7 +255,7 @@ def _preview(
 ) -> str:
     """RFC 8621 §4.1.4 preview: the first text part of textBody (HTML converted), else of
     htmlBody."""
-    for part_id in (*text_body, *html_body):
+    for part_id in (*text_body[:PREVIEW_ATTEMPTS], *html_body[:PREVIEW_ATTEMPTS]):
         node = leaves[part_id]
         media_type = node["type"]
         if media_type not in ("text/plain", "text/html"):

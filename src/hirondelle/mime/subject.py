@@ -14,9 +14,14 @@ _LEADING_BLOB = re.compile(rf"^{_BLOB}")
 _FWD_WRAPPER = re.compile(r"^\[fwd:(.*)\]$", re.IGNORECASE | re.DOTALL)
 
 
+MAX_SUBJECT = 1024
+"""Characters of a subject considered; the rules are applied repeatedly at both ends, so an
+absurd subject is cut first to keep the work linear."""
+
+
 def base_subject(subject: str) -> str:
     """RFC 5256 §2.1 steps 1-6 on an already RFC 2047-decoded subject."""
-    text = _WHITESPACE.sub(" ", subject)  # step 1
+    text = _WHITESPACE.sub(" ", subject[:MAX_SUBJECT])  # step 1
     while True:
         text = _TRAILER.sub("", text)  # step 2: (fwd) and whitespace trailers
         while True:

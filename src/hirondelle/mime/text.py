@@ -22,6 +22,8 @@ MAX_TEXT_PART = 4 * 1024 * 1024
 """At most this many encoded octets of one part are decoded for text extraction."""
 
 PREVIEW_LENGTH = 256
+MAX_HTML = 1024 * 1024
+"""Characters of HTML (after dropping head, script and style) reduced to text."""
 
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
 
@@ -72,13 +74,15 @@ def decode_body(raw: bytes, start: int, end: int, encoding: str, charset: str | 
 
 _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
 _DROPPED_ELEMENTS = ("head", "script", "style", "title", "template", "noscript")
-_BLOCK_TAG = re.compile(
-    r"<\s*/?\s*(?:br|p|div|tr|li|ul|ol|table|h[1-6]|hr|blockquote|pre|section|article|"
-    r"header|footer|dt|dd)\b[^>]*>",
-    re.IGNORECASE,
-)
-_CELL_TAG = re.compile(r"<\s*/?\s*t[dh]\b[^>]*>", re.IGNORECASE)
-_ANY_TAG = re.compile(r"<[^>]*>")
+_BLOCK_ELEMENTS = frozenset(
+    {
+        "br", "p", "div", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
+        "hr", "blockquote", "pre", "section", "article", "header", "footer", "dt", "dd",
+    }
+)  # fmt: skip
+# One pass over all tags. [^<>]* rather than [^>]*: a "<" that is never closed must not
+# make the scan quadratic.
+_TAG = re.compile(r"<\s*/?\s*([A-Za-z][A-Za-z0-9]*)?[^<>]*>")
 _INLINE_SPACE = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _WHITESPACE = re.compile(r"\s+")
@@ -89,13 +93,18 @@ def html_to_text(markup: str) -> str:
     markup = _drop_comments(markup)
     for element in _DROPPED_ELEMENTS:
         markup = _drop_element(markup, element)
-    markup = _BLOCK_TAG.sub("\n", markup)
-    markup = _CELL_TAG.sub(" ", markup)
-    markup = _ANY_TAG.sub("", markup)
+    markup = _TAG.sub(_replace_tag, markup[:MAX_HTML])
     text = html.unescape(markup)
     text = _INLINE_SPACE.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()
+
+
+def _replace_tag(match: re.Match[str]) -> str:
+    name = (match.group(1) or "").lower()
+    if name in _BLOCK_ELEMENTS:
+        return "\n"
+    return " " if name in ("td", "th") else ""
 
 
 def _drop_comments(markup: str) -> str:

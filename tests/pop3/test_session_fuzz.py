@@ -10,9 +10,10 @@ import base64
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hirondelle.errors import Reason, Refused
 from hirondelle.pop3 import proto
 from hirondelle.pop3.maildrop import node_maildrops
-from hirondelle.pop3.session import LineTooLong, Session
+from hirondelle.pop3.session import REFUSAL_CODES, LineTooLong, Session, refusal
 from hirondelle.services import Services
 from hirondelle.store import maildrop
 from hirondelle.store.directory import Account
@@ -120,3 +121,9 @@ async def test_fake_transport_is_faithful(services: Services, alice: Account) ->
         b"+OK bye",
     ]
     assert proto.ok("x") == b"+OK x\r\n"
+
+
+def test_domain_refusals_map_to_response_codes() -> None:
+    assert refusal(Refused(Reason.IN_USE, "busy")) == b"-ERR [IN-USE] busy\r\n"
+    assert refusal(Refused(Reason.NOT_FOUND, "no such mailbox")) == b"-ERR no such mailbox\r\n"
+    assert set(REFUSAL_CODES) == set(Reason), "every reason has its POP3 answer"

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Protocol, TypeVar, cast
 
+from hirondelle.errors import Reason, Refused
 from hirondelle.identity.authentication import Outcome
 from hirondelle.pop3 import proto
 from hirondelle.pop3.maildrop import Maildrop, NodeMaildrops, NoSuchMessage
@@ -81,6 +82,25 @@ class Transport(Protocol):
     async def start_tls(self) -> None:
         """RFC 2595 §4: negotiate TLS; input received before it is discarded (a client
         must not pipeline after STLS, and such input could be injected in clear)."""
+
+
+# Domain refusals as POP3 response codes (RFC 2449 §8, RFC 3206), mapped here only.
+REFUSAL_CODES: dict[Reason, str | None] = {
+    Reason.NOT_FOUND: None,
+    Reason.ALREADY_EXISTS: None,
+    Reason.INVALID: None,
+    Reason.HAS_CHILDREN: None,
+    Reason.IN_USE: "IN-USE",
+    Reason.STATE_CHANGED: "SYS/TEMP",
+    Reason.OVER_QUOTA: "SYS/PERM",
+    Reason.TOO_LARGE: "SYS/PERM",
+    Reason.FORBIDDEN: "SYS/PERM",
+    Reason.CANNOT: "SYS/PERM",
+}
+
+
+def refusal(refused: Refused) -> bytes:
+    return proto.err(refused.message, code=REFUSAL_CODES.get(refused.reason))
 
 
 class CloseSession(Exception):
@@ -180,6 +200,8 @@ class Session:
             await handler(self, parsed)
         except (CloseSession, ConnectionError, asyncio.CancelledError):
             raise
+        except Refused as refused:
+            self.transport.write(refusal(refused))
         except Exception:
             reference = uuid.uuid4().hex[:12]
             log.exception(

@@ -33,6 +33,8 @@ import asyncio
 import bisect
 import re
 import time as time_module
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -226,19 +228,15 @@ async def find_messages(
     more data load it only for the messages still in question, cheapest criteria first.
     """
     allowed = within if within is None or isinstance(within, (set, frozenset)) else set(within)
-    low, high = _uid_bounds(criteria)
-    if allowed is not None:
-        if not allowed:
-            return []
-        low = max(low or 0, min(allowed)) or None
-        high = min(high, max(allowed)) if high is not None else max(allowed)
-    if low is not None and high is not None and low > high:
+    if allowed is not None and not allowed:
         return []
-    rows = await database.read(
-        lambda conn: queries.mailbox_rows(
-            conn, account_id=account_id, mailbox_id=mailbox_id, uid_low=low, uid_high=high
-        )
-    )
+    rows = await _ROWS.rows(database, account_id=account_id, mailbox_id=mailbox_id)
+    low, high = _uid_bounds(criteria)
+    if low is not None or high is not None:
+        low, high = low or 0, high if high is not None else 1 << 63
+        rows = rows[
+            bisect.bisect_left(rows, low, key=_uid) : bisect.bisect_right(rows, high, key=_uid)
+        ]
     if allowed is not None:
         rows = [row for row in rows if row.uid in allowed]
     evaluator = _Evaluator(
@@ -250,6 +248,51 @@ async def find_messages(
         now=time_module.time() if now is None else now,
     )
     return await evaluator.select(criteria, rows)
+
+
+def _uid(row: MessageRow) -> int:
+    return row.uid
+
+
+class _RowCache:
+    """The rows of recently searched mailboxes, per database, reused while the
+    mailbox's highest modseq is unchanged (DESIGN.md "Hot paths": a selected mailbox's
+    view is built by one query; a flag SEARCH on 100,000 messages must not re-read them).
+    Bounded by a total number of rows; least recently used mailboxes leave first."""
+
+    def __init__(self, max_rows: int) -> None:
+        self.max_rows = max_rows
+        self._entries: weakref.WeakKeyDictionary[
+            Database, OrderedDict[tuple[int, int], tuple[int, list[MessageRow]]]
+        ] = weakref.WeakKeyDictionary()
+
+    async def rows(
+        self, database: Database, *, account_id: int, mailbox_id: int
+    ) -> list[MessageRow]:
+        entries = self._entries.setdefault(database, OrderedDict())
+        key = (account_id, mailbox_id)
+        cached = entries.get(key)
+        known = cached[0] if cached is not None else None
+        modseq, rows = await database.read(
+            lambda conn: queries.mailbox_snapshot(
+                conn, account_id=account_id, mailbox_id=mailbox_id, known_modseq=known
+            )
+        )
+        if rows is None:
+            assert cached is not None
+            entries.move_to_end(key)
+            return cached[1]
+        entries[key] = (modseq, rows)
+        entries.move_to_end(key)
+        total = sum(len(entry[1]) for entry in entries.values())
+        while total > self.max_rows and len(entries) > 1:
+            _, (_, dropped) = entries.popitem(last=False)
+            total -= len(dropped)
+        return rows
+
+
+#: About 120 bytes a row: at most ~60 MB of cached rows per database.
+_ROWS = _RowCache(max_rows=500_000)
 
 
 def _uid_bounds(criterion: Criterion) -> tuple[int | None, int | None]:
@@ -380,7 +423,6 @@ class _Evaluator:
     zone: tzinfo | None
     now: float
     _headers: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
-    _keywords: dict[str, frozenset[str]] = field(default_factory=dict)
 
     async def select(self, criterion: Criterion, domain: list[MessageRow]) -> list[MessageRow]:
         """The rows of ``domain`` that match ``criterion``, in the order of ``domain``."""
@@ -406,6 +448,13 @@ class _Evaluator:
             return await self._header_contains(criterion, domain)
         if isinstance(criterion, DateIs) and criterion.field is DateField.SENT:
             return await self._sent_date(criterion, domain)
+        if isinstance(criterion, HasKeyword):
+            # Decide once per distinct keyword string (a mailbox has few of them).
+            keyword, present = criterion.keyword.lower(), criterion.present
+            verdicts = {
+                text: (keyword in text.split()) is present for text in {r.keywords for r in domain}
+            }
+            return [row for row in domain if verdicts[row.keywords]]
         predicate = self._predicate(criterion)
         return [row for row in domain if predicate(row)]
 
@@ -413,9 +462,6 @@ class _Evaluator:
         """Criteria decided by the mailbox rows alone."""
         if isinstance(criterion, Everything):
             return lambda row: True
-        if isinstance(criterion, HasKeyword):
-            keyword, present = criterion.keyword.lower(), criterion.present
-            return lambda row: (keyword in self._keyword_set(row.keywords)) is present
         if isinstance(criterion, SizeIs):
             size = criterion.size
             if criterion.larger:
@@ -441,13 +487,6 @@ class _Evaluator:
                 return lambda row: start <= row.received_at < end
             return lambda row: row.received_at >= start
         raise TypeError(f"not a row criterion: {criterion!r}")
-
-    def _keyword_set(self, text: str) -> frozenset[str]:
-        # Many messages share the same keyword string: split each distinct one once.
-        found = self._keywords.get(text)
-        if found is None:
-            found = self._keywords[text] = frozenset(text.split())
-        return found
 
     async def _sent_date(self, criterion: DateIs, domain: list[MessageRow]) -> list[MessageRow]:
         ids = [row.email_id for row in domain]

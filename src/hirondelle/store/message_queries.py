@@ -106,6 +106,24 @@ def mailbox_rows(
     return [MessageRow(*row) for row in conn.execute(query)]
 
 
+def mailbox_snapshot(
+    conn: Connection, *, account_id: int, mailbox_id: int, known_modseq: int | None
+) -> tuple[int, list[MessageRow] | None]:
+    """The mailbox's highest modseq and, unless it equals ``known_modseq`` (the caller
+    still holds the rows of that state), all its rows: read in one transaction, so the
+    rows are exactly those of the modseq returned. Every change to a message of the
+    mailbox (arrival, keywords, expunge) raises ``mailboxes.highest_modseq``."""
+    mb = schema.mailboxes
+    modseq = conn.execute(
+        sa.select(mb.c.highest_modseq).where(mb.c.id == mailbox_id, mb.c.account_id == account_id)
+    ).scalar()
+    if modseq is None:
+        return 0, []
+    if modseq == known_modseq:
+        return int(modseq), None
+    return int(modseq), mailbox_rows(conn, account_id=account_id, mailbox_id=mailbox_id)
+
+
 def subjects(conn: Connection, email_ids: Sequence[int]) -> dict[int, str]:
     """The decoded Subject of each email."""
     e = schema.emails

@@ -127,3 +127,17 @@ def test_domain_refusals_map_to_response_codes() -> None:
     assert refusal(Refused(Reason.IN_USE, "busy")) == b"-ERR [IN-USE] busy\r\n"
     assert refusal(Refused(Reason.NOT_FOUND, "no such mailbox")) == b"-ERR no such mailbox\r\n"
     assert set(REFUSAL_CODES) == set(Reason), "every reason has its POP3 answer"
+
+
+async def test_without_tls_no_login_is_possible_and_capa_says_so(
+    services: Services, alice: Account
+) -> None:
+    transport = FakeTransport([b"CAPA", f"USER {ADDRESS}".encode(), b"STLS"])
+    transport.tls_active = transport.tls_available = False
+    await Session(transport, services, shared=node_maildrops(services.database)).run()
+    lines = bytes(transport.output).splitlines()
+    assert b"STLS" not in lines and b"USER" not in lines
+    assert lines[-2] == (
+        b"-ERR [SYS/PERM] log in only over TLS, which is not configured on this server"
+    )
+    assert lines[-1] == b"-ERR [SYS/PERM] STLS is not available on this server"

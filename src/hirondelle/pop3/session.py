@@ -247,7 +247,10 @@ class Session:
             return None
         if self.transport.tls_available:
             return proto.err("log in only after STLS (TLS is required)", code="SYS/PERM")
-        return proto.err("log in only over TLS: use the POP3S port", code="SYS/PERM")
+        # No certificate could be loaded: the node runs no pop3s listener either.
+        return proto.err(
+            "log in only over TLS, which is not configured on this server", code="SYS/PERM"
+        )
 
     def capabilities(self) -> list[str]:
         """RFC 2449 §6 (SASL and USER only where a login would be accepted)."""

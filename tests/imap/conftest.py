@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import imaplib
+import logging
 import socket
 import ssl
 import threading
@@ -194,6 +195,15 @@ class RawClient:
             self.sock.close()
 
 
+class _ErrorLog(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One self-signed certificate for the run (generating a key is the slow part)."""
@@ -240,9 +250,14 @@ def imap(settings: Settings, certificate: tuple[Path, Path]) -> Iterator[ImapSer
         )
         server.listeners.append(listener)
     server.account = server.add_account()
+    errors = _ErrorLog()
+    logging.getLogger("hirondelle.imap").addHandler(errors)
     try:
         yield server
+        # "No exception escapes": a test passes only if the server logged no error.
+        assert not errors.records, [r.getMessage() for r in errors.records]
     finally:
+        logging.getLogger("hirondelle.imap").removeHandler(errors)
         for listener in server.listeners:
             server.run(listener.stop())
         loop.call_soon_threadsafe(loop.stop)

@@ -12,7 +12,7 @@ source "$root/scripts/setup.sh"
 cd "$root"
 
 # Debian packages the tests use (real clients and reference servers).
-apt_install ca-certificates fetchmail swaks
+apt_install ca-certificates fetchmail swaks isync
 
 pg_answers() {
     .venv/bin/python - "$1" <<'PY' 2>/dev/null

@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 
 from hirondelle import tls
 from hirondelle.config import Endpoint, Settings
+from hirondelle.imap import server as imap_server
 from hirondelle.mail.queue import QueueWorker
 from hirondelle.pop3 import server as pop3_server
 from hirondelle.services import Services, open_services
@@ -105,6 +106,8 @@ async def _start_http_listener(context: ListenerContext) -> Listener:
 FRONT_ENDS: dict[str, FrontEnd] = {
     "http": FrontEnd(_start_http_listener, implicit_tls=False),
     "https": FrontEnd(_start_http_listener, implicit_tls=True),
+    "imap": FrontEnd(imap_server.start, implicit_tls=False),
+    "imaps": FrontEnd(imap_server.start, implicit_tls=True),
     "pop3": FrontEnd(pop3_server.start, implicit_tls=False),
     "pop3s": FrontEnd(pop3_server.start, implicit_tls=True),
     "smtp": FrontEnd(smtp_server.start_smtp, implicit_tls=False),

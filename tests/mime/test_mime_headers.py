@@ -223,3 +223,29 @@ def test_eight_bit_header_values_are_sent_as_literals() -> None:
 )
 def test_base_subject_rfc_5256(subject: str, base: str) -> None:
     assert base_subject(subject) == base
+
+
+def test_stray_quote_does_not_swallow_following_parameters() -> None:
+    field = parse_content_field(b'multipart/related;\r\n\tt";\r\n\tboundary="abc"')
+    assert field.get("boundary") == b"abc"
+
+
+def test_last_occurrence_of_a_repeated_header_wins() -> None:
+    raw = b"Subject: first\r\nSubject: second\r\n\r\n"
+    parsed = parse_message(raw)
+    assert parsed.subject == "second"
+    assert parsed.envelope.startswith(b'(NIL "second" ')
+
+
+def test_header_line_glued_to_an_address_list_stops_the_list() -> None:
+    items = parse_address_list(b"you@exampleSubject: =?utf-8?q?x?=, other@example.com")
+    assert [(item.local_part, item.domain) for item in items] == [(b"you", b"exampleSubject")]
+
+
+def test_domain_stops_at_a_character_that_cannot_be_in_a_domain() -> None:
+    items = parse_address_list(b"<tanaka@examp Subject:=?utf-8?B?w6k=?=")
+    assert [(item.local_part, item.domain) for item in items] == [(b"tanaka", b"examp")]
+
+
+def test_lone_carriage_return_in_a_header_becomes_a_space() -> None:
+    assert parse_message(b"Subject: fold it\rCc\r\n\r\n").subject == "fold it Cc"

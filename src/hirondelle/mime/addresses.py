@@ -161,6 +161,10 @@ def parse_address_list(value: bytes | None) -> tuple[AddressItem, ...]:
             current.append(token)
         elif in_angle or char in (b"@", b"."):
             current.append(token)
+        elif char == b":" and any(t.kind == "special" and t.text == b"@" for t in current):
+            # "a@b: ..." is not a group (a display name has no "@"): another header line
+            # glued to this one. Keep the address and stop, as Dovecot does.
+            break
         elif char == b":" and not in_group:
             items.append(AddressItem(ItemKind.GROUP_START, name=_phrase(current)))
             current = []
@@ -214,7 +218,16 @@ def _finish_mailbox(tokens: list[_Token], items: list[AddressItem]) -> None:
     local_tokens = inner if at < 0 else inner[:at]
     local = b"".join(_token_text(t) for t in local_tokens)
     written = b"".join(t.written if t.kind == "quoted" else _token_text(t) for t in local_tokens)
-    domain = b"".join(_token_text(t) for t in inner[at + 1 :]) if at >= 0 else None
+    domain: bytes | None = None
+    if at >= 0:  # RFC 5322 §3.4.1 domain: atoms and dots, or a domain literal
+        domain_tokens: list[_Token] = []
+        for token in inner[at + 1 :]:
+            if (token.kind == "special" and token.text != b".") or token.kind == "quoted":
+                break
+            if domain_tokens and domain_tokens[-1].kind != "special" and token.kind != "special":
+                break  # two atoms without a dot between them: the domain has ended
+            domain_tokens.append(token)
+        domain = b"".join(_token_text(t) for t in domain_tokens)
     if name is None and comments:
         name = comments[0].strip() or None
     items.append(

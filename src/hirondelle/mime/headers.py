@@ -42,9 +42,14 @@ class HeaderField:
 
 
 def unfold(value: bytes) -> bytes:
-    """RFC 5322 §2.2.3 unfolding: drop the CRLF (or bare LF) of each fold, trim the ends."""
-    if b"\n" in value or b"\r" in value:
-        value = value.replace(b"\r", b"").replace(b"\n", b"")
+    """RFC 5322 §2.2.3 unfolding: drop the CRLF (or bare LF) of each fold, trim the ends.
+
+    A lone CR (not part of a line ending) becomes a space.
+    """
+    if b"\r" in value:
+        value = value.replace(b"\r\n", b"\n").replace(b"\r", b" ")
+    if b"\n" in value:
+        value = value.replace(b"\n", b"")
     return value.strip(b" \t")
 
 
@@ -108,19 +113,21 @@ def _join_lines(lines: list[bytes]) -> bytes:
 
 
 class Headers:
-    """Case-insensitive access to the fields of one header block (first occurrence wins)."""
+    """Case-insensitive access to the fields of one header block.
 
-    __slots__ = ("_first", "fields")
+    When a field occurs more than once the last occurrence wins, as for JMAP
+    ``header:Name`` (RFC 8621 §4.1.3) and in Dovecot's ENVELOPE and BODYSTRUCTURE.
+    """
+
+    __slots__ = ("_last", "fields")
 
     def __init__(self, fields: tuple[HeaderField, ...]) -> None:
         self.fields = fields
-        self._first: dict[str, HeaderField] = {}
-        for field in fields:
-            self._first.setdefault(field.name.lower(), field)
+        self._last: dict[str, HeaderField] = {field.name.lower(): field for field in fields}
 
     def get(self, name: str) -> bytes | None:
-        """The unfolded value of the first ``name`` field, or None when absent."""
-        field = self._first.get(name.lower())
+        """The unfolded value of the last ``name`` field, or None when absent."""
+        field = self._last.get(name.lower())
         return None if field is None else field.unfolded
 
     def get_all(self, name: str) -> list[bytes]:
@@ -351,29 +358,36 @@ def parse_content_field(value: bytes) -> ContentField:
 
 
 def _split_parameters(value: bytes) -> list[bytes]:
-    """Split on semicolons that are outside quoted strings."""
+    """Split on semicolons outside quoted strings; a quote opens a quoted string only where
+    a value starts (after "="), so a stray quote cannot swallow the parameters after it."""
     items: list[bytes] = []
     current = bytearray()
     in_quotes = False
     escape = False
+    value_starts = False
     for byte in value:
-        if escape:
+        if in_quotes:
             current.append(byte)
-            escape = False
-        elif in_quotes:
-            current.append(byte)
-            if byte == 0x5C:  # backslash
+            if escape:
+                escape = False
+            elif byte == 0x5C:  # backslash
                 escape = True
             elif byte == 0x22:
                 in_quotes = False
-        elif byte == 0x22:
-            current.append(byte)
-            in_quotes = True
-        elif byte == 0x3B:  # ;
+            continue
+        if byte == 0x3B:  # ;
             items.append(bytes(current))
             current.clear()
-        else:
-            current.append(byte)
+            value_starts = False
+            continue
+        current.append(byte)
+        if byte == 0x22 and value_starts:
+            in_quotes = True
+            value_starts = False
+        elif byte == 0x3D:  # =
+            value_starts = True
+        elif byte not in b" \t\r\n":
+            value_starts = False
     items.append(bytes(current))
     return [items[0], *(item for item in items[1:] if item.strip())]
 

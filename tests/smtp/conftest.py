@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,12 +16,13 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from hirondelle import tls
-from hirondelle.config import Endpoint
+from hirondelle.config import Endpoint, Settings
+from hirondelle.identity.passwords import hash_password_sync
 from hirondelle.mail.verification import Verifier
 from hirondelle.node import Listener, ListenerContext, bind
 from hirondelle.services import Services
 from hirondelle.smtp.server import Mode, start_listener
-from hirondelle.store import emails, mailboxes
+from hirondelle.store import directory, emails, mailboxes
 from hirondelle.store.directory import Account
 
 PASSWORD = "correct horse battery"
@@ -106,6 +108,16 @@ async def start_servers(services: Services, dns: DnsTable) -> tuple[Servers, lis
     return servers, listeners
 
 
+# Fewer allowed AUTH failures than the default 5: each failure costs an argon2 check.
+MAX_AUTH_FAILURES = 3
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    smtp = settings.smtp.model_copy(update={"max_auth_failures": MAX_AUTH_FAILURES})
+    return settings.model_copy(update={"smtp": smtp})
+
+
 @pytest.fixture
 def dns_table() -> DnsTable:
     return DnsTable()
@@ -121,11 +133,22 @@ async def servers(services: Services, dns_table: DnsTable) -> AsyncIterator[Serv
             await listener.stop()
 
 
+@functools.cache
+def password_hash() -> str:
+    # argon2 costs most of a second a hash; one for the whole run keeps the suite fast.
+    return hash_password_sync(PASSWORD)
+
+
 async def make_account(services: Services, address: str, **settings: object) -> Account:
+    """An account whose password is ``PASSWORD``, with ``settings`` applied."""
     domain = address.split("@", 1)[1]
     if domain not in [d.name for d, _ in await services.accounts.list_domains()]:
         await services.accounts.add_domain(domain)
-    account = await services.accounts.add_account(address, password=PASSWORD)
+    await services.accounts.add_account(address, password=None)
+    hashed = password_hash()
+    account = await services.database.write(
+        lambda ctx: directory.update_account(ctx, address, password_hash=hashed)
+    )
     if settings:
         account = await services.accounts.update_account(address, **settings)  # type: ignore[arg-type]
     return account

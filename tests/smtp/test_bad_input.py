@@ -8,7 +8,13 @@ import base64
 
 from hirondelle.services import Services
 from tests.messages import simple_message
-from tests.smtp.conftest import RawClient, Servers, mailbox_messages, make_account
+from tests.smtp.conftest import (
+    MAX_AUTH_FAILURES,
+    RawClient,
+    Servers,
+    mailbox_messages,
+    make_account,
+)
 
 
 async def start_transaction(port: int, recipient: str = "alice@example.test") -> RawClient:
@@ -176,14 +182,14 @@ async def test_failed_logins_do_not_hold_up_other_sessions(
         client = RawClient(reader, writer)
         await client.reply(expect=220)
         await client.command("EHLO guesser.test", expect=250)
-        for _ in range(4):
+        for _ in range(MAX_AUTH_FAILURES - 1):
             await client.command(f"AUTH PLAIN {wrong}", expect=535)
         await client.command(f"AUTH PLAIN {wrong}", expect=421)
         await client.close()
 
     other = await RawClient.connect(servers.mx)
     await other.command("EHLO other.test", expect=250)
-    guessers = asyncio.gather(guess(), guess())
+    guessers = asyncio.ensure_future(guess())
     loop = asyncio.get_running_loop()
     slowest = 0.0
     while not guessers.done():

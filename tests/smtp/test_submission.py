@@ -18,7 +18,14 @@ from hirondelle.mail.queue import OutboundQueue
 from hirondelle.services import Services
 from hirondelle.store.directory import Account
 from tests.messages import simple_message
-from tests.smtp.conftest import PASSWORD, RawClient, Servers, mailbox_messages, make_account
+from tests.smtp.conftest import (
+    MAX_AUTH_FAILURES,
+    PASSWORD,
+    RawClient,
+    Servers,
+    mailbox_messages,
+    make_account,
+)
 
 
 async def submit_client(
@@ -125,7 +132,7 @@ async def test_repeated_auth_failures_close_the_connection_with_421(
     await client.reply(expect=220)
     await client.command("EHLO laptop.test", expect=250)
     wrong = base64.b64encode(b"\0alice@example.test\0guess").decode()
-    for _ in range(4):
+    for _ in range(MAX_AUTH_FAILURES - 1):
         await client.command(f"AUTH PLAIN {wrong}", expect=535)
     lines = await client.command(f"AUTH PLAIN {wrong}", expect=421)
     assert lines[-1].startswith("421 4.7.0")

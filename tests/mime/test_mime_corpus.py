@@ -12,6 +12,7 @@ from hirondelle.mime import ParsedMessage, parse_message
 
 from .corpus_expectations import EXPECTED
 from .imap_reader import read_imap
+from .test_mime_properties import check_body_grammar
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 NAMES = sorted(path.stem for path in CORPUS.glob("*.eml"))
@@ -63,6 +64,8 @@ def test_rendered_data_is_well_formed_imap(name: str) -> None:
     message = parsed(name)
     for data in (message.envelope, message.body_structure, message.body):
         assert isinstance(read_imap(data), list)
+    check_body_grammar(read_imap(message.body_structure), extensible=True)
+    check_body_grammar(read_imap(message.body), extensible=False)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hirondelle.mime import ParsedMessage, parse_message
 
-from .imap_reader import read_imap
+from .imap_reader import Item, read_imap
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 MESSAGES = [path.read_bytes() for path in sorted(CORPUS.glob("*.eml"))]
@@ -62,12 +62,41 @@ def check(message: ParsedMessage, raw: bytes) -> None:
         previous_start = part.header_start
     for data in (message.envelope, message.body_structure, message.body):
         assert isinstance(read_imap(data), list)
+    envelope = read_imap(message.envelope)
+    assert isinstance(envelope, list) and len(envelope) == 10
+    check_body_grammar(read_imap(message.body_structure), extensible=True)
+    check_body_grammar(read_imap(message.body), extensible=False)
     json.dumps(message.jmap_body_structure)
     assert len(message.preview) <= 256
     assert len(message.search_text) <= 2 * 1024 * 1024
     for text in (message.subject, message.preview, message.search_text):
         assert "\x00" not in text
     assert message.sent_at is None or message.sent_at.tzinfo is not None
+
+
+def check_body_grammar(body: Item, *, extensible: bool) -> None:
+    """RFC 9051 §9 ``body``: field counts of multipart, basic, text and message bodies."""
+    assert isinstance(body, list) and body
+    if isinstance(body[0], list):  # body-type-mpart: 1*body SP subtype [ext]
+        children = [item for item in body if isinstance(item, list) and item]
+        children = children[: next(i for i, item in enumerate(body) if isinstance(item, bytes))]
+        for child in children:
+            check_body_grammar(child, extensible=extensible)
+        assert len(body) == len(children) + (5 if extensible else 1)
+        return
+    media_type, subtype = body[0], body[1]
+    assert isinstance(media_type, bytes) and isinstance(subtype, bytes)
+    basic = 7
+    if media_type.lower() == b"message" and subtype.lower() in (b"rfc822", b"global"):
+        envelope = body[7]
+        assert isinstance(envelope, list) and len(envelope) == 10
+        check_body_grammar(body[8], extensible=extensible)
+        assert isinstance(body[9], int)
+        basic += 3
+    elif media_type.lower() == b"text":
+        assert isinstance(body[7], int)
+        basic += 1
+    assert len(body) == basic + (4 if extensible else 0)
 
 
 @PROPERTY_SETTINGS

@@ -24,6 +24,11 @@ from hirondelle.mime.headers import ContentField, Parameter
 from hirondelle.mime.imap_strings import NIL, render_list, render_nstring, render_string
 from hirondelle.mime.structure import Part
 
+_MESSAGE_TYPES = ("message/rfc822", "message/global")
+_EMPTY_ENVELOPE = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+_EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)'
+_EMPTY_BODYSTRUCTURE = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)'
+
 
 def render_body_structure(part: Part, raw: bytes, *, extensible: bool) -> bytes:
     """RFC 9051 §9 ``body``: BODYSTRUCTURE when ``extensible``, else BODY."""
@@ -75,6 +80,13 @@ def _render_single(part: Part, raw: bytes) -> tuple[bytes, bytes]:
         lines = b"%d" % count_lines(raw, part.body_start, part.end)
         structure_fields = [*fields, envelope, inner_structure, lines]
         body_fields = [*fields, envelope, inner_body, lines]
+    elif part.content_type in _MESSAGE_TYPES:
+        # RFC 9051 §9 requires body-type-msg for MESSAGE/RFC822 and MESSAGE/GLOBAL even when
+        # the encapsulated message cannot be parsed (an encoded one, RFC 2046 §5.2.1): an
+        # empty envelope and an empty text body, as Dovecot sends them.
+        lines = b"%d" % count_lines(raw, part.body_start, part.end)
+        structure_fields = [*fields, _EMPTY_ENVELOPE, _EMPTY_BODYSTRUCTURE, lines]
+        body_fields = [*fields, _EMPTY_ENVELOPE, _EMPTY_BODY, lines]
     elif part.content_type.startswith("text/"):
         structure_fields = body_fields = [
             *fields,

@@ -82,7 +82,7 @@ def _build(
     return {
         "partId": part_id,
         "section": part.section if section is None else section,
-        "size": 0
+        "size": part.end - part.body_start
         if multipart
         else estimate_decoded_size(raw, part.body_start, part.end, part.transfer_encoding),
         "headers": [

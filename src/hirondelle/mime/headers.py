@@ -337,7 +337,9 @@ def parse_content_field(value: bytes) -> ContentField:
     """RFC 2045 §5.1 / RFC 2183 §2: ``value *(";" parameter)``; RFC 2231 §3-§4 continuations.
 
     Tolerant: stray semicolons, missing quotes, unterminated quoted strings, parameters
-    without a value (dropped), and duplicate parameters (first kept) are all accepted.
+    without a value (dropped), and duplicate parameters (first kept) are all accepted. An
+    unquoted value runs to the next semicolon, so ``name=My File.pdf`` from a broken mailer
+    keeps its spaces (Dovecot stops at the first space or tspecial).
     """
     items = _split_parameters(value[:MAX_CONTENT_FIELD])
     if not items:

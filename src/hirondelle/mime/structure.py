@@ -66,7 +66,6 @@ class Part:
     disposition: ContentField | None
     children: list[Part] = field(default_factory=list)
     message: Part | None = None  # the encapsulated message of a message/rfc822 part
-    has_content_type: bool = False
 
     @property
     def is_multipart(self) -> bool:
@@ -164,7 +163,6 @@ def _describe(
     """RFC 2045 §5.2 and RFC 2046 §5.1.5 defaults; an invalid Content-Type is the default."""
     media_type, media_subtype = (b"message", b"rfc822") if digest_default else (b"text", b"plain")
     parameters: tuple[Parameter, ...] = () if digest_default else _TEXT_PLAIN_US_ASCII
-    has_content_type = False
     raw_type = headers.get("content-type")
     if raw_type is not None:
         parsed = parse_content_field(raw_type)
@@ -173,7 +171,6 @@ def _describe(
         if slash and kind and sub and _is_token(kind) and _is_token(sub):
             media_type, media_subtype = kind, sub
             parameters = parsed.parameters
-            has_content_type = True
             if kind.lower() == b"text" and not any(
                 parameter.name.lower() == "charset" for parameter in parameters
             ):
@@ -201,7 +198,6 @@ def _describe(
         transfer_encoding=encoding,
         transfer_encoding_written=written_encoding,
         disposition=disposition,
-        has_content_type=has_content_type,
     )
 
 

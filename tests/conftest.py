@@ -2,8 +2,13 @@
 
 SQLite always runs. PostgreSQL runs when ``HIRONDELLE_TEST_POSTGRESQL`` holds a URL to a
 server where the test user may create databases (``.ci/run`` sets it, and fails when the
-server is missing). Each PostgreSQL test gets its own database, copied from a template
-that was migrated once per run.
+server is missing). PostgreSQL tests share one database, migrated once per run and
+emptied (TRUNCATE ... RESTART IDENTITY) after each test: creating and dropping a
+database per test cost about 4 s of checkpoints each.
+
+Password hashing uses argon2's cheapest parameters in tests (as Django's test runner
+swaps in a fast hasher): the cost parameters are not what the tests are about, and
+hashing at full cost for every account of every test would dominate the suite.
 """
 
 from __future__ import annotations
@@ -36,11 +41,12 @@ def _database_url(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgresql_template() -> Iterator[str | None]:
+def postgresql_database() -> Iterator[str | None]:
+    """One migrated database for the run's PostgreSQL tests."""
     if not POSTGRESQL_URL:
         yield None
         return
-    name = f"hirondelle_template_{uuid.uuid4().hex[:10]}"
+    name = f"hirondelle_test_{uuid.uuid4().hex[:10]}"
     admin = _admin_engine()
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -51,6 +57,36 @@ def postgresql_template() -> Iterator[str | None]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
+
+
+def _empty_postgresql(url: str) -> None:
+    """Remove every row of every table (but Alembic's) and restart the sequences."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            tables = (
+                conn.exec_driver_sql(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                    " AND tablename <> 'alembic_version'"
+                )
+                .scalars()
+                .all()
+            )
+            if tables:
+                names = ", ".join(f'"{table}"' for table in tables)
+                conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from argon2 import PasswordHasher, profiles
+
+    from hirondelle.identity import passwords
+
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+    passwords.dummy_hash.cache_clear()
 
 
 class EmptyDatabase:
@@ -93,20 +129,17 @@ def empty_database(backend: str, tmp_path: Path) -> Iterator[EmptyDatabase]:
 
 
 @pytest.fixture
-def database_url(backend: str, tmp_path: Path, postgresql_template: str | None) -> Iterator[str]:
+def database_url(backend: str, tmp_path: Path, postgresql_database: str | None) -> Iterator[str]:
     """A migrated, empty database on ``backend``."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'hirondelle.sqlite3'}"
         return
-    assert postgresql_template is not None
-    name = f"hirondelle_test_{uuid.uuid4().hex[:12]}"
-    admin = _admin_engine()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{postgresql_template}"')
-    yield _database_url(name)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    assert postgresql_database is not None
+    url = _database_url(postgresql_database)
+    try:
+        yield url
+    finally:
+        _empty_postgresql(url)
 
 
 @pytest.fixture

@@ -246,3 +246,19 @@ async def test_journal_records_the_delivery(services: Services) -> None:
         )
     )
     assert uid_changes.created == [1]
+
+
+async def test_bare_line_feeds_are_stored_as_crlf(services: Services) -> None:
+    """What is stored is what IMAP and POP3 send: CRLF line endings, and the size of the
+    stored blob is the message's size (RFC 5322 §2.1)."""
+    alice = await make_account(services)
+    raw = simple_message(body="line one\r\nline two\r\n").replace(b"\r\n", b"\n")
+    (outcome,) = await services.mail.deliver(raw, [alice.id])
+    assert outcome.stored is not None
+    row = await services.database.read(
+        lambda c: emails.email_row(c, alice.id, outcome.stored.email_id)  # type: ignore[union-attr]
+    )
+    assert row is not None
+    stored = await services.blobs.get(str(row["blob_hash"]))
+    assert stored == raw.replace(b"\n", b"\r\n")
+    assert row["size"] == len(stored)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from hirondelle.errors import Reason, Refused
-from hirondelle.mime import ParsedMessage, parse_message
+from hirondelle.mime import ParsedMessage, canonicalize_line_endings, parse_message
 from hirondelle.store import emails, mailboxes
 from hirondelle.store.blobs import BlobRef, FileBlobStore
 from hirondelle.store.database import Database, WriteContext
@@ -36,6 +36,11 @@ class DeliveryOutcome:
     refused: Refused | None = None
 
 
+def _canonical_parse(raw: bytes) -> tuple[bytes, ParsedMessage]:
+    canonical = canonicalize_line_endings(raw)
+    return canonical, parse_message(canonical)
+
+
 class MailService:
     def __init__(self, database: Database, blobs: FileBlobStore, *, parse_workers: int = 2) -> None:
         self.database = database
@@ -43,12 +48,16 @@ class MailService:
         self._parse_pool = ThreadPoolExecutor(max_workers=parse_workers, thread_name_prefix="mime")
 
     async def ingest(self, raw: bytes) -> Ingested:
-        """Parse once and store the content durably; nothing is filed yet."""
+        """Parse once and store the content durably; nothing is filed yet.
+
+        Line endings are made canonical first (bare LF -> CRLF, RFC 5322 §2.1): what is
+        stored is what IMAP FETCH and POP3 RETR send, byte for byte, so RFC822.SIZE and
+        LIST sizes are the blob's size. (DKIM and the other checks on the message as
+        received run before ingest, on the original bytes.)
+        """
         loop = asyncio.get_running_loop()
-        parsed, blob = await asyncio.gather(
-            loop.run_in_executor(self._parse_pool, parse_message, raw),
-            self.blobs.put(raw),
-        )
+        canonical, parsed = await loop.run_in_executor(self._parse_pool, _canonical_parse, raw)
+        blob = await self.blobs.put(canonical)
         return Ingested(parsed, blob)
 
     async def deliver(self, raw: bytes, account_ids: Sequence[int]) -> list[DeliveryOutcome]:

@@ -221,6 +221,11 @@ async def test_header_message_id_finds_one_message(box: Mailbox) -> None:
     await box.append(build_message(message_id="one@example.test"))
     target = await box.append(build_message(message_id="two@example.test"))
     assert await box.search('HEADER Message-ID "<two@example.test>"') == [target]
+    assert await box.search("HEADER Message-ID TWO@EXAMPLE") == [target]
+    assert await box.search('HEADER Message-ID "o@example.test>"') == [target]
+    assert await box.search('HEADER Message-ID "example.test"') == box.uids
+    assert await box.search('HEADER Message-ID "three@example.test"') == []
+    assert await box.search('HEADER Message-ID "%"') == [], "LIKE wildcards are escaped"
 
 
 async def test_body_matches_body_text_and_not_headers(box: Mailbox) -> None:

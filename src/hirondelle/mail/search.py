@@ -23,6 +23,9 @@ ignored): both sides are folded the way the full-text index folds them
   time zone, RFC 9051 §6.4.4 "disregarding time and timezone"); a message without a
   parseable Date matches none of them. BEFORE/ON/SINCE compare the internal date's day in
   the server's time zone.
+- HEADER Message-ID (how clients such as Thunderbird find a message) only reads the
+  headers of messages whose stored Message-ID contains the string (spaces and angle
+  brackets aside): a string found only in garbage around the id is not found.
 - MODSEQ with an entry name uses the message's one modseq (RFC 7162 §3.1.5 allows it: the
   server keeps no per-flag modseq).
 """
@@ -75,6 +78,8 @@ __all__ = [
     "ThreadBranch",
     "UidIn",
     "find_messages",
+    "ordered_subject_threads",
+    "reference_threads",
     "sort_messages",
     "thread_messages",
 ]
@@ -404,6 +409,8 @@ def _address_text(addresses: list[dict[str, Any]]) -> str:
     return ", ".join(parts)
 
 
+_PLAIN_ID = re.compile(r"[^\s<>]+")
+
 _ADDRESS_KEYS = {
     TextField.FROM: "from",
     TextField.TO: "to",
@@ -617,6 +624,16 @@ class _Evaluator:
     ) -> list[MessageRow]:
         name = criterion.name.lower()
         needle = fold(criterion.text)
+        fragment = criterion.text.strip().strip("<>")
+        if name == "message-id" and fragment.isascii() and _PLAIN_ID.fullmatch(fragment):
+            # A substring of the field without spaces or brackets inside is a substring of
+            # the id it holds: only messages whose stored id contains it need reading.
+            holders = await self.database.read(
+                lambda conn: queries.message_id_matches(
+                    conn, mailbox_id=self.mailbox_id, fragment=fragment
+                )
+            )
+            domain = [row for row in domain if row.email_id in holders]
         headers = await self._header_fields(domain)
 
         def matches(row: MessageRow) -> bool:
@@ -799,12 +816,12 @@ async def thread_messages(
     fields = await database.read(lambda conn: queries.sort_fields(conn, ids))
     empty = queries.SortFields("", "", "", "", "")
     if algorithm is ThreadAlgorithm.ORDEREDSUBJECT:
-        return _ordered_subject(ordered, {i: fields.get(i, empty).sort_subject for i in ids})
+        return ordered_subject_threads(ordered, {i: fields.get(i, empty).sort_subject for i in ids})
     references = await database.read(lambda conn: queries.thread_fields(conn, ids))
-    return _references(ordered, fields, references)
+    return reference_threads(ordered, fields, references)
 
 
-def _ordered_subject(rows: list[MessageRow], subjects: dict[int, str]) -> list[ThreadBranch]:
+def ordered_subject_threads(rows: list[MessageRow], subjects: dict[int, str]) -> list[ThreadBranch]:
     """RFC 5256 §3 ORDEREDSUBJECT: group by base subject; in each group, by sent date, the
     first message is the parent of all others; threads by the first message's sent date."""
     groups: dict[str, list[tuple[int, int, MessageRow]]] = {}
@@ -820,12 +837,13 @@ def _ordered_subject(rows: list[MessageRow], subjects: dict[int, str]) -> list[T
     return [branch for _, branch in threads]
 
 
-def _references(
+def reference_threads(
     rows: list[MessageRow],
     fields: dict[int, queries.SortFields],
     references: dict[int, queries.ThreadFields],
 ) -> list[ThreadBranch]:
-    """RFC 5256 §2.2 REFERENCES, its six steps."""
+    """RFC 5256 §2.2 REFERENCES, its six steps, over ``rows`` in mailbox order (a pure
+    function of the rows, their subjects and their message IDs)."""
     empty_fields = queries.SortFields("", "", "", "", "")
     no_references = queries.ThreadFields([], [], [])
     table: dict[str, _Container] = {}

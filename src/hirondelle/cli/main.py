@@ -596,3 +596,11 @@ def alias_list(data: Path, domain_name: str | None) -> None:
 def alias_remove(data: Path, alias_address: str) -> None:
     run(data, lambda s: s.aliases.remove(alias_address))
     console.print(f"alias {alias_address.lower()} removed")
+
+
+# -- mail transport (queue, dkim, dns) --------------------------------------------------
+
+from hirondelle.cli import mail_admin  # noqa: E402  (it imports the helpers above)
+
+for command in mail_admin.COMMANDS:
+    main.add_command(command)

@@ -195,3 +195,43 @@ async def test_ehlo_advertises_the_extensions(services: Services, servers: Serve
         assert not client.supports_extension("chunking")
     finally:
         client.close()
+
+
+async def test_recipient_full_at_delivery_gets_the_sender_a_notice(
+    services: Services, servers: Servers
+) -> None:
+    """One SMTP reply for two recipients: the one whose mailbox filled up between RCPT
+    and DATA is not silently lost; the (local) sender gets a notice."""
+    alice = await make_account(services, "alice@example.test")
+    bob = await make_account(services, "bob@example.test")
+    carol = await make_account(services, "carol@example.test")
+    await services.mail.deliver(simple_message(), [bob.id])
+    used = (await services.accounts.get_account(bob.address)).used_bytes
+    await services.accounts.update_account(bob.address, quota_bytes=used + 10)
+    await send(
+        servers.mx,
+        "carol@example.test",
+        ["alice@example.test", "bob@example.test"],
+        simple_message(),
+    )
+    assert len(await mailbox_messages(services, alice)) == 1
+    [notice] = await mailbox_messages(services, carol)
+    assert b"Final-Recipient: rfc822; bob@example.test" in notice
+    assert b"Status: 5.2.2" in notice
+
+
+async def test_smtputf8_addresses_and_8bit_content(services: Services, servers: Servers) -> None:
+    josé = await make_account(services, "josé@exemple.test")
+    raw = (
+        "From: Zoë <zoë@ailleurs.test>\r\nTo: josé@exemple.test\r\nSubject: Été\r\n\r\nÇa va ?\r\n"
+    )
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=servers.mx, start_tls=False)
+    await client.connect()
+    try:
+        await client.sendmail(
+            "zoë@ailleurs.test", ["josé@exemple.test"], raw.encode(), mail_options=["SMTPUTF8"]
+        )
+    finally:
+        client.close()
+    [stored] = await mailbox_messages(services, josé)
+    assert "Subject: Été".encode() in stored

@@ -4,6 +4,7 @@ warnings, restarts, the smarthost, and the `hirondelle queue` view of it."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 
@@ -217,3 +218,18 @@ async def _age_queue(services: Services, *, seconds: int) -> None:
         )
 
     await services.database.write(write)
+
+
+async def test_two_workers_never_send_the_same_recipient(
+    services: Services, fake_mx: FakeMX
+) -> None:
+    """Claims are exclusive (SKIP LOCKED on PostgreSQL, one writer on SQLite): two nodes
+    working on one queue deliver each recipient once."""
+    await make_account(services, "alice@example.test")
+    for number in range(6):
+        await queue_message(services, f"user{number}@remote.test")
+    first, second = worker_for(services, fake_mx), worker_for(services, fake_mx)
+    tried = await asyncio.gather(first.run_once(), second.run_once())
+    assert sum(tried) == 6
+    delivered = sorted(r for envelope in fake_mx.received for r in envelope.rcpt_tos)
+    assert delivered == sorted(f"user{n}@remote.test" for n in range(6))

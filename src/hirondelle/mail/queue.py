@@ -36,6 +36,7 @@ import dns.exception
 import dns.resolver
 
 from hirondelle.config import Settings
+from hirondelle.errors import Refused
 from hirondelle.mail import dsn
 from hirondelle.mail.delivery import MailService
 from hirondelle.mail.recipients import resolve
@@ -170,6 +171,22 @@ class OutboundQueue:
             return queue_store.remove_recipients(ctx, ids)
 
         return await self.database.write(write)
+
+    async def return_to_sender(self, sender: str, report: bytes, *, mail: MailService) -> None:
+        """Deliver a notice: a local sender gets it in the Inbox at once, a remote one by
+        mail with the null reverse-path (RFC 5321 §4.5.5). A null sender gets nothing."""
+        if not sender:
+            log.warning("a delivery notice for the null sender was dropped")
+            return
+        try:
+            resolution = await self.database.read(lambda conn: resolve(conn, sender))
+        except Refused:
+            log.warning("cannot return a notice to %r: not an address", sender)
+            return
+        if resolution.local:
+            await mail.deliver(report, [local.account_id for local in resolution.local])
+        if resolution.external:
+            await self.enqueue(report, mail_from="", recipients=resolution.external)
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,20 +446,7 @@ class QueueWorker:
                 recipients=status,
                 arrival=first.created_at / 1_000_000,
             )
-            await self._return_to_sender(first.mail_from, report)
-
-    async def _return_to_sender(self, sender: str, report: bytes) -> None:
-        """A local sender gets the notice in the Inbox at once; a remote one by mail,
-        with the null reverse-path (RFC 5321 §4.5.5)."""
-        try:
-            resolution = await self.database.read(lambda conn: resolve(conn, sender))
-        except Exception:
-            log.warning("outbound: cannot return a notice to %r", sender)
-            return
-        if resolution.local:
-            await self.mail.deliver(report, [local.account_id for local in resolution.local])
-        if resolution.external:
-            await self.queue.enqueue(report, mail_from="", recipients=resolution.external)
+            await self.queue.return_to_sender(first.mail_from, report, mail=self.mail)
 
 
 async def _reset(client: aiosmtplib.SMTP) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from hirondelle.errors import Reason, Refused
+from hirondelle.mail import dsn
 from hirondelle.mail.addresses import normalize_address, split_address, without_subaddress
 from hirondelle.mail.delivery import DeliveryOutcome, MailService
 from hirondelle.mail.dkim import DkimService
@@ -198,6 +199,29 @@ class Transport:
                 raw, mail_from=mail_from, recipients=routing.remote, account_id=account_id
             )
         return Dispatched(outcomes, list(routing.remote))
+
+    async def return_refusals(
+        self, raw: bytes, *, mail_from: str, refusals: Sequence[tuple[str, Refused]]
+    ) -> None:
+        """RFC 5321 §6.1: once a message is accepted, a recipient it cannot reach gets
+        the sender a notice (RFC 3464) instead of silence."""
+        statuses = [
+            dsn.RecipientStatus(
+                address=address,
+                action="failed",
+                status="5.2.2" if refused.reason is Reason.OVER_QUOTA else "5.0.0",
+                diagnostic=f"X-Hirondelle; {refused.message}",
+            )
+            for address, refused in refusals
+        ]
+        report = dsn.build_report(
+            reporting_host=self.hostname,
+            sender=mail_from,
+            original=raw,
+            recipients=statuses,
+            arrival=time.time(),
+        )
+        await self.queue.return_to_sender(mail_from, report, mail=self.mail)
 
     async def save_sent_copy(self, account: Account, raw: bytes) -> None:
         """RFC 6409 leaves the Sent copy to the client; done here only for accounts that

@@ -191,34 +191,32 @@ class TransportHandler:
             fields.append(("Authentication-Results", verdict.header))
         fields.insert(0, ("Received", server.received_field(envelope)))
         prepared = prepend_headers(_without_forged_results(raw, server.hostname), fields)
-        routings = []
-        for resolution in envelope.resolutions:
-            routing = Routing()
-            routing.add(resolution)
-            routings.append(routing)
         combined = Routing()
         for resolution in envelope.resolutions:
             combined.add(resolution)
         dispatched = await self.transport.dispatch(prepared, combined, mail_from=mail_from)
-        failed = {o.account_id: o for o in dispatched.refused()}
-        replies = []
-        for routing in routings:
-            refusals = [failed[i] for i in routing.account_ids if i in failed]
-            if refusals and len(refusals) == len(routing.account_ids) and not routing.remote:
-                refused = refusals[0].refused
-                assert refused is not None
-                replies.append(refusal_reply(refused, stage="data"))
+        failed = {o.account_id: o.refused for o in dispatched.refused()}
+        # Each recipient's fate: refused when every account it leads to refused it.
+        replies: list[str] = []
+        refusals: list[tuple[str, Refused]] = []
+        for address, resolution in zip(envelope.rcpt_tos, envelope.resolutions, strict=True):
+            ids = [local.account_id for local in resolution.local]
+            refused = [failed[i] for i in ids if failed.get(i) is not None]
+            if ids and len(refused) == len(ids) and not resolution.external:
+                assert refused[0] is not None
+                replies.append(refusal_reply(refused[0], stage="data"))
+                refusals.append((str(address), refused[0]))
             else:
                 replies.append("250 2.0.0 Message accepted for delivery")
         if self.listener.mode is Mode.LMTP:
             # RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
             return "\r\n".join(replies)
-        if all(reply.startswith("250") for reply in replies):
+        if not refusals:
             return "250 2.0.0 Message accepted for delivery"
-        if any(reply.startswith("250") for reply in replies):
-            # Accepted for some: the others were refused at delivery (quota filled
-            # since RCPT); a 250 is the only true answer, and they are logged.
-            log.warning("partial delivery: %s", replies)
+        if len(refusals) < len(replies):
+            # Accepted for some recipients: one reply cannot refuse the others, so their
+            # failure goes back to the sender as a notice.
+            await self.transport.return_refusals(prepared, mail_from=mail_from, refusals=refusals)
             return "250 2.0.0 Message accepted for delivery"
         return replies[0]
 

@@ -99,3 +99,38 @@ async def test_a_flag_change_is_seen_by_the_next_search(services: Services) -> N
     assert await box.search("UNSEEN") == [first, third]
     await box.expunge(first)
     assert await box.search("UNSEEN") == [third]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sort_and_subject_search_of_100000_messages_read_their_keys_in_one_scan(
+    services: Services,
+) -> None:
+    box = await Mailbox.create(services)
+    await fill(box)
+    context = box.context()
+    await imap_search.search(services, context, c.SearchAll())  # rows loaded and cached
+
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.startswith("BEGIN"):
+            statements.append(statement)
+
+    engine = services.database.read_engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        ordered = await imap_search.sort(
+            services,
+            context,
+            [c.SortCriterion("SUBJECT"), c.SortCriterion("SIZE")],
+            c.SearchAll(),
+            charset="UTF-8",
+        )
+        sorting = len(statements)
+        found = await imap_search.search(services, context, c.SearchText("SUBJECT", "hello"))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert ordered == box.uids, "equal keys keep mailbox order"
+    assert sorting == 2, statements
+    assert found.uids == box.uids
+    assert len(statements) == 4, statements

@@ -236,7 +236,9 @@ async def sort(
             raise UnsupportedSortKey(criterion.key) from None
         order.append(engine.SortOrder(sort_key, criterion.reverse))
     rows = await _matches(services, context, key, charset)
-    ordered = await engine.sort_messages(services.database, rows=rows, order=order)
+    ordered = await engine.sort_messages(
+        services.database, rows=rows, order=order, mailbox_id=context.mailbox_id
+    )
     return [row.uid for row in ordered]
 
 
@@ -253,5 +255,7 @@ async def thread(
     except ValueError:
         raise UnsupportedThreadAlgorithm(algorithm) from None
     rows = await _matches(services, context, key, charset)
-    branches = await engine.thread_messages(services.database, rows=rows, algorithm=chosen)
+    branches = await engine.thread_messages(
+        services.database, rows=rows, algorithm=chosen, mailbox_id=context.mailbox_id
+    )
     return [_node(branch) for branch in branches]

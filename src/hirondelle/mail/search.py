@@ -497,7 +497,9 @@ class _Evaluator:
 
     async def _sent_date(self, criterion: DateIs, domain: list[MessageRow]) -> list[MessageRow]:
         ids = [row.email_id for row in domain]
-        stored = await self.database.read(lambda conn: queries.envelopes(conn, ids))
+        stored = await self.database.read(
+            lambda conn: queries.envelopes(conn, ids, mailbox_id=self.mailbox_id)
+        )
         day, relation = criterion.day, criterion.relation
 
         def matches(row: MessageRow) -> bool:
@@ -518,11 +520,15 @@ class _Evaluator:
         needle = fold(criterion.text)
         ids = [row.email_id for row in domain]
         if criterion.field is TextField.SUBJECT:
-            subjects = await self.database.read(lambda conn: queries.subjects(conn, ids))
+            subjects = await self.database.read(
+                lambda conn: queries.subjects(conn, ids, mailbox_id=self.mailbox_id)
+            )
             return [row for row in domain if needle in fold(subjects.get(row.email_id, ""))]
         if criterion.field in _ADDRESS_KEYS:
             key = _ADDRESS_KEYS[criterion.field]
-            lists = await self.database.read(lambda conn: queries.address_lists(conn, ids, key))
+            lists = await self.database.read(
+                lambda conn: queries.address_lists(conn, ids, key, mailbox_id=self.mailbox_id)
+            )
             return [
                 row for row in domain if needle in fold(_address_text(lists.get(row.email_id, [])))
             ]
@@ -571,7 +577,9 @@ class _Evaluator:
         stored = await self.database.read(lambda conn: stored_bodies(conn, ids))
         if stored is not None:
             return stored
-        locations = await self.database.read(lambda conn: queries.blob_locations(conn, ids))
+        locations = await self.database.read(
+            lambda conn: queries.blob_locations(conn, ids, mailbox_id=self.mailbox_id)
+        )
         loop = asyncio.get_running_loop()
         gate = asyncio.Semaphore(_CONCURRENCY)
         texts: dict[int, str] = {}
@@ -596,7 +604,9 @@ class _Evaluator:
         the first bytes of its blob (at most :data:`HEADER_READ_LIMIT`)."""
         missing = [row.email_id for row in domain if row.email_id not in self._headers]
         if missing:
-            locations = await self.database.read(lambda conn: queries.blob_locations(conn, missing))
+            locations = await self.database.read(
+                lambda conn: queries.blob_locations(conn, missing, mailbox_id=self.mailbox_id)
+            )
             gate = asyncio.Semaphore(_CONCURRENCY)
 
             async def read(email_id: int) -> None:
@@ -674,9 +684,9 @@ def sent_date(row: MessageRow) -> int:
 
 
 def _address_lists_reader(
-    ids: list[int], address_field: str
+    ids: list[int], address_field: str, mailbox_id: int | None
 ) -> Callable[[Connection], dict[int, list[dict[str, Any]]]]:
-    return lambda conn: queries.address_lists(conn, ids, address_field)
+    return lambda conn: queries.address_lists(conn, ids, address_field, mailbox_id=mailbox_id)
 
 
 def _display(addresses: list[dict[str, Any]]) -> str:
@@ -688,21 +698,30 @@ def _display(addresses: list[dict[str, Any]]) -> str:
 
 
 async def sort_messages(
-    database: Database, *, rows: Sequence[MessageRow], order: Sequence[SortOrder]
+    database: Database,
+    *,
+    rows: Sequence[MessageRow],
+    order: Sequence[SortOrder],
+    mailbox_id: int | None = None,
 ) -> list[MessageRow]:
     """RFC 5256 §3 SORT: ``rows`` (in mailbox order) sorted by each key in turn; messages
     equal on every key keep mailbox order (never reversed). Strings compare casefolded
-    (an approximation of i;unicode-casemap, RFC 5051)."""
+    (an approximation of i;unicode-casemap, RFC 5051). ``mailbox_id`` (the rows'
+    mailbox) lets a large sort read its keys in one scan."""
     ids = [row.email_id for row in rows]
     keys = {item.key for item in order}
     needs_fields = keys & {SortKey.CC, SortKey.FROM, SortKey.SUBJECT, SortKey.TO}
     fields = (
-        await database.read(lambda conn: queries.sort_fields(conn, ids)) if needs_fields else {}
+        await database.read(lambda conn: queries.sort_fields(conn, ids, mailbox_id=mailbox_id))
+        if needs_fields
+        else {}
     )
     display: dict[SortKey, dict[int, list[dict[str, Any]]]] = {}
     for key, address_field in ((SortKey.DISPLAYFROM, "from"), (SortKey.DISPLAYTO, "to")):
         if key in keys:
-            display[key] = await database.read(_address_lists_reader(ids, address_field))
+            display[key] = await database.read(
+                _address_lists_reader(ids, address_field, mailbox_id)
+            )
     empty = queries.SortFields("", "", "", "", "")
 
     def key_function(key: SortKey) -> Callable[[MessageRow], Any]:
@@ -808,16 +827,22 @@ class _Container:
 
 
 async def thread_messages(
-    database: Database, *, rows: Sequence[MessageRow], algorithm: ThreadAlgorithm
+    database: Database,
+    *,
+    rows: Sequence[MessageRow],
+    algorithm: ThreadAlgorithm,
+    mailbox_id: int | None = None,
 ) -> list[ThreadBranch]:
     """RFC 5256 §3 THREAD over ``rows`` (in mailbox order): ORDEREDSUBJECT or REFERENCES."""
     ordered = sorted(rows, key=lambda row: row.uid)
     ids = [row.email_id for row in ordered]
-    fields = await database.read(lambda conn: queries.sort_fields(conn, ids))
+    fields = await database.read(lambda conn: queries.sort_fields(conn, ids, mailbox_id=mailbox_id))
     empty = queries.SortFields("", "", "", "", "")
     if algorithm is ThreadAlgorithm.ORDEREDSUBJECT:
         return ordered_subject_threads(ordered, {i: fields.get(i, empty).sort_subject for i in ids})
-    references = await database.read(lambda conn: queries.thread_fields(conn, ids))
+    references = await database.read(
+        lambda conn: queries.thread_fields(conn, ids, mailbox_id=mailbox_id)
+    )
     return reference_threads(ordered, fields, references)
 
 

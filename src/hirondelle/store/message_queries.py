@@ -124,17 +124,40 @@ def mailbox_snapshot(
     return int(modseq), mailbox_rows(conn, account_id=account_id, mailbox_id=mailbox_id)
 
 
-def subjects(conn: Connection, email_ids: Sequence[int]) -> dict[int, str]:
-    """The decoded Subject of each email."""
+def _rows_for(
+    conn: Connection,
+    columns: Sequence[sa.ColumnElement[Any]],
+    email_ids: Sequence[int],
+    mailbox_id: int | None,
+) -> Iterator[Any]:
+    """(email id, *columns) of each email: bounded IN lists for a few emails, one scan of
+    the mailbox (filtered here) when many are asked for, so that a SORT of a large
+    mailbox is one query, not one per few hundred messages."""
     e = schema.emails
-    found: dict[int, str] = {}
+    if mailbox_id is not None and len(email_ids) > _CHUNK * 4:
+        wanted = set(email_ids)
+        mm = schema.mailbox_messages
+        query = (
+            sa.select(e.c.id, *columns)
+            .join(mm, mm.c.email_id == e.c.id)
+            .where(mm.c.mailbox_id == mailbox_id)
+        )
+        yield from (row for row in conn.execute(query) if row[0] in wanted)
+        return
     for chunk in _chunks(email_ids):
-        found.update(conn.execute(sa.select(e.c.id, e.c.subject).where(e.c.id.in_(chunk))).all())
-    return found
+        yield from conn.execute(sa.select(e.c.id, *columns).where(e.c.id.in_(chunk)))
+
+
+def subjects(
+    conn: Connection, email_ids: Sequence[int], *, mailbox_id: int | None = None
+) -> dict[int, str]:
+    """The decoded Subject of each email."""
+    rows = _rows_for(conn, [schema.emails.c.subject], email_ids, mailbox_id)
+    return {row[0]: row[1] for row in rows}
 
 
 def address_lists(
-    conn: Connection, email_ids: Sequence[int], field: str
+    conn: Connection, email_ids: Sequence[int], field: str, *, mailbox_id: int | None = None
 ) -> dict[int, list[dict[str, Any]]]:
     """One address list of ``emails.structure`` ({"name", "email"} items) per email.
 
@@ -143,65 +166,51 @@ def address_lists(
     """
     if field not in ADDRESS_FIELDS:
         raise ValueError(f"unknown address field {field!r}")
-    e = schema.emails
-    value = _document(conn)[field]
-    found: dict[int, list[dict[str, Any]]] = {}
-    for chunk in _chunks(email_ids):
-        for email_id, addresses in conn.execute(sa.select(e.c.id, value).where(e.c.id.in_(chunk))):
-            found[email_id] = addresses if isinstance(addresses, list) else []
-    return found
+    rows = _rows_for(conn, [_document(conn)[field]], email_ids, mailbox_id)
+    return {
+        email_id: addresses if isinstance(addresses, list) else [] for email_id, addresses in rows
+    }
 
 
-def envelopes(conn: Connection, email_ids: Sequence[int]) -> dict[int, bytes]:
+def envelopes(
+    conn: Connection, email_ids: Sequence[int], *, mailbox_id: int | None = None
+) -> dict[int, bytes]:
     """The stored IMAP ENVELOPE of each email (its first item is the Date header as
     written, with its own time zone, which ``sent_at`` in UTC no longer has)."""
-    e = schema.emails
-    found: dict[int, bytes] = {}
-    for chunk in _chunks(email_ids):
-        found.update(conn.execute(sa.select(e.c.id, e.c.envelope).where(e.c.id.in_(chunk))).all())
-    return found
+    rows = _rows_for(conn, [schema.emails.c.envelope], email_ids, mailbox_id)
+    return {row[0]: row[1] for row in rows}
 
 
-def blob_locations(conn: Connection, email_ids: Sequence[int]) -> dict[int, BlobLocation]:
+def blob_locations(
+    conn: Connection, email_ids: Sequence[int], *, mailbox_id: int | None = None
+) -> dict[int, BlobLocation]:
     """Where each email's content is: blob hash, end of the header block, size."""
     e = schema.emails
-    found: dict[int, BlobLocation] = {}
-    for chunk in _chunks(email_ids):
-        for email_id, blob_hash, header_end, size in conn.execute(
-            sa.select(e.c.id, e.c.blob_hash, e.c.header_end, e.c.size).where(e.c.id.in_(chunk))
-        ):
-            found[email_id] = BlobLocation(blob_hash, header_end, size)
-    return found
+    rows = _rows_for(conn, [e.c.blob_hash, e.c.header_end, e.c.size], email_ids, mailbox_id)
+    return {row[0]: BlobLocation(row[1], row[2], row[3]) for row in rows}
 
 
-def sort_fields(conn: Connection, email_ids: Sequence[int]) -> dict[int, SortFields]:
+def sort_fields(
+    conn: Connection, email_ids: Sequence[int], *, mailbox_id: int | None = None
+) -> dict[int, SortFields]:
     e = schema.emails
-    found: dict[int, SortFields] = {}
-    for chunk in _chunks(email_ids):
-        for email_id, *values in conn.execute(
-            sa.select(
-                e.c.id, e.c.subject, e.c.sort_subject, e.c.sort_from, e.c.sort_to, e.c.sort_cc
-            ).where(e.c.id.in_(chunk))
-        ):
-            found[email_id] = SortFields(*values)
-    return found
+    columns = [e.c.subject, e.c.sort_subject, e.c.sort_from, e.c.sort_to, e.c.sort_cc]
+    return {
+        row[0]: SortFields(row[1], row[2], row[3], row[4], row[5])
+        for row in _rows_for(conn, columns, email_ids, mailbox_id)
+    }
 
 
-def thread_fields(conn: Connection, email_ids: Sequence[int]) -> dict[int, ThreadFields]:
+def thread_fields(
+    conn: Connection, email_ids: Sequence[int], *, mailbox_id: int | None = None
+) -> dict[int, ThreadFields]:
     """Message-ID, In-Reply-To and References of each email (angle brackets removed)."""
-    e = schema.emails
     document = _document(conn)
-    found: dict[int, ThreadFields] = {}
-    for chunk in _chunks(email_ids):
-        for email_id, message_ids, in_reply_to, references in conn.execute(
-            sa.select(
-                e.c.id, document["messageId"], document["inReplyTo"], document["references"]
-            ).where(e.c.id.in_(chunk))
-        ):
-            found[email_id] = ThreadFields(
-                _strings(message_ids), _strings(in_reply_to), _strings(references)
-            )
-    return found
+    columns = [document["messageId"], document["inReplyTo"], document["references"]]
+    return {
+        row[0]: ThreadFields(_strings(row[1]), _strings(row[2]), _strings(row[3]))
+        for row in _rows_for(conn, columns, email_ids, mailbox_id)
+    }
 
 
 def _strings(value: object) -> list[str]:

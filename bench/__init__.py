@@ -1,0 +1,1 @@
+"""Benchmarks of Hirondelle; see bench/README.md."""

@@ -20,7 +20,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from hirondelle.imap.proto.sequence_set import SequenceSet
-from hirondelle.store.emails import MessageView
+from hirondelle.store.emails import MailboxColumns, MessageView
 from hirondelle.store.mailboxes import Mailbox
 
 
@@ -50,7 +50,7 @@ class SelectedMailbox:
     def __init__(
         self,
         mailbox: Mailbox,
-        messages: list[MessageView],
+        messages: MailboxColumns,
         *,
         modseq: int,
         read_only: bool,
@@ -63,9 +63,9 @@ class SelectedMailbox:
         self.read_only = read_only
         #: The account modseq the view is current at (where the next journal read starts).
         self.modseq = modseq
-        self.uids = array("I", (m.uid for m in messages))
-        self.modseqs = array("Q", (m.modseq for m in messages))
-        self.keywords: list[str] = [m.keywords for m in messages]
+        self.uids = messages.uids
+        self.modseqs = messages.modseqs
+        self.keywords: list[str] = messages.keywords
         self.pending_expunge: set[int] = set()
 
     # -- numbers ----------------------------------------------------------------------

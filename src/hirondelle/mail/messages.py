@@ -20,7 +20,7 @@ from hirondelle.errors import Reason, Refused
 from hirondelle.mail.keywords import DELETED
 from hirondelle.store import emails, journal, mailboxes
 from hirondelle.store.database import Database, WriteContext
-from hirondelle.store.emails import FetchRow, MessageView
+from hirondelle.store.emails import FetchRow, MailboxColumns, MessageView
 from hirondelle.store.journal import CannotCalculateChanges
 from hirondelle.store.mailboxes import Mailbox
 
@@ -39,7 +39,7 @@ class MailboxSnapshot:
     """A mailbox and its messages at one account modseq (one read transaction)."""
 
     mailbox: Mailbox
-    messages: list[MessageView]
+    messages: MailboxColumns
     modseq: int
 
 
@@ -87,7 +87,7 @@ class MessageService:
         def read(conn: Connection) -> MailboxSnapshot:
             mailbox = _target(conn, account_id, mailbox_id)
             modseq, _floor = journal.account_modseq(conn, account_id)
-            return MailboxSnapshot(mailbox, emails.list_messages(conn, mailbox_id), modseq)
+            return MailboxSnapshot(mailbox, emails.mailbox_columns(conn, mailbox_id), modseq)
 
         return await self.database.read(read)
 

@@ -18,6 +18,7 @@ journal kind        object_id / container_id                   read by
 from __future__ import annotations
 
 import json
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -191,6 +192,7 @@ def insert_email(
     if not mailbox_ids:
         raise ValueError("an email must be in at least one mailbox")
     conn = ctx.conn
+    keywords_list = list(keywords)
     # The quota check comes before anything is written, so a refusal leaves the
     # transaction untouched and other recipients of the same delivery go on. On
     # PostgreSQL two concurrent deliveries may both pass it: a quota is exceeded by at
@@ -217,7 +219,7 @@ def insert_email(
             size=blob.size,
             received_at=received_at if received_at is not None else now_us(),
             sent_at=int(parsed.sent_at.timestamp() * 1_000_000) if parsed.sent_at else None,
-            keywords=serialize_keywords(keywords),
+            keywords=serialize_keywords(keywords_list),
             thread_id=existing_thread or 0,
             modseq=modseq,
             created_modseq=modseq,
@@ -280,7 +282,13 @@ def insert_email(
     conn.execute(
         schema.mailbox_messages.insert(),
         [
-            {"mailbox_id": m, "uid": u, "email_id": email_id, "modseq": modseq}
+            {
+                "mailbox_id": m,
+                "uid": u,
+                "email_id": email_id,
+                "modseq": modseq,
+                "keywords": serialize_keywords(keywords_list),
+            }
             for m, u in uids.items()
         ],
     )
@@ -314,16 +322,40 @@ def _allocate_uid(conn: Connection, account_id: int, mailbox_id: int, modseq: in
 def list_messages(conn: Connection, mailbox_id: int) -> list[MessageView]:
     """UID, modseq, email id and keywords of every message, in UID order: one query,
     the data a selected IMAP mailbox keeps in memory."""
-    mm, e = schema.mailbox_messages, schema.emails
+    mm = schema.mailbox_messages
+    # One table, one index range (membership keywords mirror emails.keywords).
     rows = conn.execute(
-        sa.select(mm.c.uid, mm.c.modseq, mm.c.email_id, e.c.keywords)
-        .join(e, e.c.id == mm.c.email_id)
+        sa.select(mm.c.uid, mm.c.modseq, mm.c.email_id, mm.c.keywords)
         .where(mm.c.mailbox_id == mailbox_id)
         .order_by(mm.c.uid)
     )
     return [
         MessageView(uid, modseq, email_id, keywords) for uid, modseq, email_id, keywords in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxColumns:
+    """A mailbox's messages as parallel columns in UID order: what a selected IMAP
+    mailbox keeps (no per-message object is built for a 100,000-message SELECT)."""
+
+    uids: array[int]
+    modseqs: array[int]
+    keywords: list[str]
+
+
+def mailbox_columns(conn: Connection, mailbox_id: int) -> MailboxColumns:
+    """UID, modseq and keywords of every message, one index range scan of one table."""
+    mm = schema.mailbox_messages
+    rows = conn.execute(
+        sa.select(mm.c.uid, mm.c.modseq, mm.c.keywords)
+        .where(mm.c.mailbox_id == mailbox_id)
+        .order_by(mm.c.uid)
+    ).all()
+    if not rows:
+        return MailboxColumns(array("I"), array("Q"), [])
+    uids, modseqs, keywords = zip(*rows, strict=True)
+    return MailboxColumns(array("I", uids), array("Q", modseqs), list(keywords))
 
 
 def set_keywords(
@@ -362,13 +394,12 @@ def set_keywords(
         return []
     modseq = ctx.next_modseq(account_id)
     for email_id, new, _ in changed:
+        text = serialize_keywords(new)
+        conn.execute(e.update().where(e.c.id == email_id).values(keywords=text, modseq=modseq))
         conn.execute(
-            e.update()
-            .where(e.c.id == email_id)
-            .values(keywords=serialize_keywords(new), modseq=modseq)
+            mm.update().where(mm.c.email_id == email_id).values(keywords=text, modseq=modseq)
         )
     changed_ids = [email_id for email_id, _, _ in changed]
-    conn.execute(mm.update().where(mm.c.email_id.in_(changed_ids)).values(modseq=modseq))
     memberships = conn.execute(
         sa.select(mm.c.mailbox_id, mm.c.uid, mm.c.email_id).where(mm.c.email_id.in_(changed_ids))
     ).all()
@@ -610,12 +641,11 @@ def fetch_rows(
 
 def message_views(conn: Connection, mailbox_id: int, uids: Sequence[int]) -> list[MessageView]:
     """UID, modseq, email id and keywords of the given UIDs still in the mailbox."""
-    mm, e = schema.mailbox_messages, schema.emails
+    mm = schema.mailbox_messages
     result: list[MessageView] = []
     for chunk in _range_chunks(uids):
         rows = conn.execute(
-            sa.select(mm.c.uid, mm.c.modseq, mm.c.email_id, e.c.keywords)
-            .join(e, e.c.id == mm.c.email_id)
+            sa.select(mm.c.uid, mm.c.modseq, mm.c.email_id, mm.c.keywords)
             .where(mm.c.mailbox_id == mailbox_id, _uid_condition(mm.c.uid, chunk))
             .order_by(mm.c.uid)
         )
@@ -667,10 +697,19 @@ def copy_to_mailbox(
                 "change": "created",
             }
         )
+    keyword_of = dict(
+        conn.execute(sa.select(e.c.id, e.c.keywords).where(e.c.id.in_(targets))).tuples().all()
+    )
     conn.execute(
         mm.insert(),
         [
-            {"mailbox_id": mailbox_id, "uid": uid, "email_id": email_id, "modseq": modseq}
+            {
+                "mailbox_id": mailbox_id,
+                "uid": uid,
+                "email_id": email_id,
+                "modseq": modseq,
+                "keywords": keyword_of.get(email_id, ""),
+            }
             for uid, email_id in zip(uids, targets, strict=True)
         ],
     )

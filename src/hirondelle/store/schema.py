@@ -223,6 +223,9 @@ mailbox_messages = sa.Table(
     ),
     # Modseq of the last change to this message as seen in this mailbox (CONDSTORE).
     sa.Column("modseq", sa.BigInteger, nullable=False),
+    # A copy of emails.keywords (written in the same transaction), so that opening a
+    # mailbox reads this table alone (migration 0003).
+    sa.Column("keywords", sa.Text, nullable=False, server_default=""),
     sa.UniqueConstraint("mailbox_id", "email_id"),
     sa.Index("ix_mailbox_messages_email_id", "email_id"),
 )

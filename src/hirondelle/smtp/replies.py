@@ -70,7 +70,8 @@ def with_enhanced_code(line: str) -> str:
         return line
     code = int(match.group(1))
     text = match.group(3)
-    if code in _NO_DETAIL or _HAS_DETAIL.match(text):
+    # RFC 3463 §3.1: status classes are 2, 4 and 5 only; 3xx replies carry none.
+    if code in _NO_DETAIL or code // 100 == 3 or _HAS_DETAIL.match(text):
         return line
     detail = _DEFAULT_DETAIL.get(code, f"{match.group(1)[0]}.0.0")
     return f"{match.group(1)}{match.group(2)}{detail} {text}".rstrip()

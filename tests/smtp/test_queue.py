@@ -233,3 +233,18 @@ async def test_two_workers_never_send_the_same_recipient(
     assert sum(tried) == 6
     delivered = sorted(r for envelope in fake_mx.received for r in envelope.rcpt_tos)
     assert delivered == sorted(f"user{n}@remote.test" for n in range(6))
+
+
+async def test_failure_for_a_remote_sender_queues_a_null_sender_notice(
+    services: Services, fake_mx: FakeMX
+) -> None:
+    """Mail forwarded by an alias from a remote sender: the notice goes back by mail,
+    from the null reverse-path so that it can never cause another notice."""
+    queue = OutboundQueue(services.database, services.blobs)
+    await queue.enqueue(
+        simple_message(), mail_from="dan@remote.test", recipients=["ghost@remote.test"]
+    )
+    fake_mx.rcpt_replies["ghost@remote.test"] = "550 5.1.1 No such user"
+    await worker_for(services, fake_mx).run_once()
+    [notice] = await queue.entries()
+    assert (notice.mail_from, notice.address) == ("", "dan@remote.test")

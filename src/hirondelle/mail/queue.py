@@ -268,6 +268,10 @@ class QueueWorker:
     async def run_once(self) -> int:
         """Claim every due recipient and try it; returns how many were tried."""
         now = now_us()
+        # A read first: an idle queue costs no write transaction (and no fsync).
+        due = await self.database.read(queue_store.next_due)
+        if due is None or due > now:
+            return 0
         claimed = await self.database.write(
             lambda ctx: queue_store.claim_due(
                 ctx, now=now, lease_us=CLAIM_LEASE_SECONDS * 1_000_000, limit=CLAIM_BATCH
@@ -305,21 +309,23 @@ class QueueWorker:
 
     async def _send_over(self, route: Route, group: list[QueuedRecipient]) -> list[_Result]:
         smtp_settings = self.settings.smtp
+        authenticating = smtp_settings.relay is not None and bool(smtp_settings.relay_username)
         client = aiosmtplib.SMTP(
             hostname=route.host,
             port=route.port,
             local_hostname=self.settings.server.hostname,
             timeout=self.connect_timeout,
             # Opportunistic STARTTLS (RFC 3207): use it when offered, without insisting
-            # on a certificate that matches (MX names rarely do; RFC 7435).
-            start_tls=None,
-            validate_certs=False,
+            # on a certificate that matches (MX names rarely do; RFC 7435). A smarthost
+            # that gets our password must offer TLS with a valid certificate.
+            start_tls=True if authenticating else None,
+            validate_certs=authenticating,
             use_tls=False,
         )
         await client.connect()
         results: list[_Result] = []
         try:
-            if smtp_settings.relay is not None and smtp_settings.relay_username:
+            if authenticating:
                 await client.login(smtp_settings.relay_username, smtp_settings.relay_password)
             by_message: dict[int, list[QueuedRecipient]] = defaultdict(list)
             for recipient in group:

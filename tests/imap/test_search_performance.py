@@ -44,8 +44,8 @@ async def fill(box: Mailbox) -> None:
             (COUNT - 1, template),
         )
         ctx.conn.exec_driver_sql(
-            "INSERT INTO mailbox_messages (mailbox_id, uid, email_id, modseq)"
-            " SELECT ?, id - ? + 1, id, 1 FROM emails WHERE id > ?",
+            "INSERT INTO mailbox_messages (mailbox_id, uid, email_id, modseq, keywords)"
+            " SELECT ?, id - ? + 1, id, 1, keywords FROM emails WHERE id > ?",
             (box.mailbox_id, template, template),
         )
         ctx.conn.execute(

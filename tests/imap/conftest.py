@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from argon2 import PasswordHasher
 
 from hirondelle import tls
 from hirondelle.config import Endpoint, Settings
+from hirondelle.identity import passwords
 from hirondelle.imap import server as imap_server
 from hirondelle.node import Listener, ListenerContext, bind
 from hirondelle.services import Services, open_services
@@ -214,7 +216,15 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def imap(settings: Settings, certificate: tuple[Path, Path]) -> Iterator[ImapServer]:
+def imap(
+    settings: Settings, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ImapServer]:
+    # argon2 at production cost (64 MiB, t=3) is most of a login's time; these tests are
+    # about IMAP, so the test account's hash is made cheap (verification reads the
+    # parameters from the hash itself).
+    monkeypatch.setattr(
+        passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
     cert, key = certificate
     context = tls.server_context(cert, key)
     loop = asyncio.new_event_loop()

@@ -697,12 +697,9 @@ def copy_to_mailbox(
                 "change": "created",
             }
         )
-    keyword_of: dict[int, str] = {
-        email_id: text
-        for email_id, text in conn.execute(
-            sa.select(e.c.id, e.c.keywords).where(e.c.id.in_(targets))
-        )
-    }
+    keyword_of: dict[int, str] = dict(
+        conn.execute(sa.select(e.c.id, e.c.keywords).where(e.c.id.in_(targets)))
+    )
     conn.execute(
         mm.insert(),
         [

@@ -698,7 +698,7 @@ def copy_to_mailbox(
             }
         )
     keyword_of: dict[int, str] = dict(
-        conn.execute(sa.select(e.c.id, e.c.keywords).where(e.c.id.in_(targets)))
+        conn.execute(sa.select(e.c.id, e.c.keywords).where(e.c.id.in_(targets))).all()
     )
     conn.execute(
         mm.insert(),

@@ -437,3 +437,14 @@ async def test_every_corpus_message_survives_every_kind_of_key(box: Mailbox) -> 
     assert await box.search(b"SUBJECT {%d}\r\n" % len(creme) + creme) == [
         uids[paths.index(CORPUS / "13-iso-8859-1.eml")]
     ]
+
+
+async def test_dates_at_the_ends_of_the_calendar_never_fail(box: Mailbox) -> None:
+    uid = await box.append(build_message())
+    for day in (date(1, 1, 1), date(1, 1, 2), date(9999, 12, 31)):
+        for key in ("BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"):
+            context = box.context()
+            result = await imap_search.search(box.services, context, c.SearchDate(key, day))
+            assert result.uids in ([], [uid]), (key, day)
+    assert await box.search("SINCE 1-Jan-0001") == [uid]
+    assert await box.search("BEFORE 31-Dec-9999") == [uid]

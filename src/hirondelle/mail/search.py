@@ -346,12 +346,21 @@ def _uids(rows: Sequence[MessageRow]) -> set[int]:
 
 
 def _day_start_us(day: date, zone: tzinfo | None) -> int:
-    """Microseconds since the epoch at midnight starting ``day`` in ``zone``."""
-    if zone is None:
-        moment = datetime.combine(day, time()).astimezone()  # the system's zone
-    else:
-        moment = datetime.combine(day, time(), tzinfo=zone)
-    return int(moment.timestamp()) * 1_000_000
+    """Microseconds since the epoch at midnight starting ``day`` in ``zone`` (the system's
+    zone when None). Days at the ends of the calendar, where the conversion overflows,
+    give the smallest or largest instant, so BEFORE/ON/SINCE stay total."""
+    try:
+        if zone is None:
+            moment = datetime.combine(day, time()).astimezone()
+        else:
+            moment = datetime.combine(day, time(), tzinfo=zone)
+        return int(moment.timestamp()) * 1_000_000
+    except (OverflowError, ValueError, OSError):
+        return -(1 << 63) if day.year < 1970 else (1 << 63) - 1
+
+
+def _next_day(day: date) -> date | None:
+    return day + timedelta(days=1) if day < date.max else None
 
 
 def _in_ranges(ranges: tuple[tuple[int, int], ...]) -> Callable[[int], bool]:
@@ -487,7 +496,8 @@ class _Evaluator:
             return lambda row: row.modseq >= modseq
         if isinstance(criterion, DateIs):
             start = _day_start_us(criterion.day, self.zone)
-            end = _day_start_us(criterion.day + timedelta(days=1), self.zone)
+            following = _next_day(criterion.day)
+            end = _day_start_us(following, self.zone) if following else (1 << 63) - 1
             if criterion.relation is DateRelation.BEFORE:
                 return lambda row: row.received_at < start
             if criterion.relation is DateRelation.ON:

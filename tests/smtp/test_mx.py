@@ -10,6 +10,7 @@ import smtplib
 import aiosmtplib
 import pytest
 
+from hirondelle.mail.queue import OutboundQueue
 from hirondelle.services import Services
 from tests.messages import simple_message
 from tests.smtp.conftest import Servers, mailbox_messages, make_account
@@ -235,3 +236,14 @@ async def test_smtputf8_addresses_and_8bit_content(services: Services, servers: 
         client.close()
     [stored] = await mailbox_messages(services, josé)
     assert "Subject: Été".encode() in stored
+
+
+async def test_alias_to_a_remote_address_is_forwarded_through_the_queue(
+    services: Services, servers: Servers
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    await services.aliases.add("both@example.test", ["alice@example.test", "al@remote.test"])
+    await send(servers.mx, "carol@elsewhere.test", ["both@example.test"], simple_message())
+    assert len(await mailbox_messages(services, alice)) == 1
+    [queued] = await OutboundQueue(services.database, services.blobs).entries()
+    assert (queued.address, queued.mail_from) == ("al@remote.test", "carol@elsewhere.test")

@@ -262,3 +262,29 @@ async def test_bare_line_feeds_are_stored_as_crlf(services: Services) -> None:
     stored = await services.blobs.get(str(row["blob_hash"]))
     assert stored == raw.replace(b"\n", b"\r\n")
     assert row["size"] == len(stored)
+
+
+async def test_search_splits_addresses_and_urls_into_words(services: Services) -> None:
+    """Regression: PostgreSQL kept "carol@elsewhere.test" as one token, so searching
+    "elsewhere" found nothing there while SQLite found it."""
+    alice = await make_account(services)
+    await services.mail.deliver(
+        simple_message(
+            subject="Links",
+            body="Write to carol@elsewhere.test or see https://docs.example.org/page\r\n",
+        ),
+        [alice.id],
+    )
+
+    async def found(text: str) -> int:
+        def query(conn: sa.Connection) -> int:
+            ids = search.matching_ids(
+                conn, account_id=alice.id, text=text, fields=frozenset({search.Field.BODY})
+            )
+            assert ids is not None
+            return len(conn.execute(ids).all())
+
+        return await services.database.read(query)
+
+    for word in ("elsewhere", "carol", "docs", "example", "page"):
+        assert await found(word) == 1, word

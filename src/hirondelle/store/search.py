@@ -68,6 +68,13 @@ def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
 
 
+def _tokens(text: str) -> str:
+    """The text as the words a query is made of. PostgreSQL's parser would otherwise keep
+    "carol@elsewhere.test" or a URL as one token, where FTS5 (and the query side) sees
+    "carol", "elsewhere", "test": both backends must split alike."""
+    return " ".join(words(text))
+
+
 def index_email(
     conn: Connection, *, email_id: int, account_id: int, document: SearchDocument
 ) -> None:
@@ -88,10 +95,10 @@ def index_email(
         )
         return
     parts = [
-        ("A", fold(document.subject)),
-        ("B", fold(document.participants)),
-        ("C", fold(body)),
-        ("D", fold(document.attachments)),
+        ("A", _tokens(document.subject)),
+        ("B", _tokens(document.participants)),
+        ("C", _tokens(body)),
+        ("D", _tokens(document.attachments)),
     ]
 
     def weighted(weight: str, text: str) -> sa.ColumnElement[object]:

@@ -122,7 +122,7 @@ async def test_expired_message_is_returned_after_its_lifetime(
     await _age_queue(services, seconds=120)
     await worker.run_once()
     [notice] = await mailbox_messages(services, alice)
-    assert b"Action: failed" in notice
+    assert b"Action: failed" in notice and b"Status: 5.4.7" in notice
     assert await worker.queue.entries() == []
 
 
@@ -248,3 +248,15 @@ async def test_failure_for_a_remote_sender_queues_a_null_sender_notice(
     await worker_for(services, fake_mx).run_once()
     [notice] = await queue.entries()
     assert (notice.mail_from, notice.address) == ("", "dan@remote.test")
+
+
+async def test_international_address_to_a_server_without_smtputf8_is_returned(
+    services: Services, fake_mx: FakeMX
+) -> None:
+    """RFC 6531 §3.5: the fake MX does not offer SMTPUTF8, so this can never succeed."""
+    alice = await make_account(services, "alice@example.test")
+    await queue_message(services, "josé@remote.test")
+    await worker_for(services, fake_mx).run_once()
+    [notice] = await mailbox_messages(services, alice)
+    assert b"Status: 5.6.7" in notice
+    assert fake_mx.received == []

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections import defaultdict
@@ -345,8 +346,21 @@ class QueueWorker:
         first = recipients[0]
         remote = route.host
         raw = await self.blobs.get(first.blob_hash)
+        options: list[str] = []
+        encoding = "ascii"
+        addresses = [first.mail_from, *(r.address for r in recipients)]
+        if not all(address.isascii() for address in addresses):
+            # RFC 6531 §3.5: an internationalized address needs SMTPUTF8 at the next
+            # hop; without it the message cannot be delivered, now or later.
+            if not client.supports_extension("smtputf8"):
+                reason = "the receiving server does not support SMTPUTF8 (RFC 6531)"
+                return [_Result(r, 553, reason, "5.6.7", remote) for r in recipients]
+            options.append("SMTPUTF8")
+            encoding = "utf-8"
+        if not raw.isascii() and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")  # RFC 6152
         try:
-            await client.mail(first.mail_from)
+            await client.mail(first.mail_from, options=options, encoding=encoding)
         except aiosmtplib.SMTPResponseException as error:
             await _reset(client)
             return [
@@ -356,7 +370,7 @@ class QueueWorker:
         results: list[_Result] = []
         for recipient in recipients:
             try:
-                await client.rcpt(recipient.address)
+                await client.rcpt(recipient.address, encoding=encoding)
             except aiosmtplib.SMTPResponseException as error:
                 results.append(
                     _Result(recipient, error.code, error.message, _status(error), remote)
@@ -388,15 +402,20 @@ class QueueWorker:
             if result.delivered:
                 log.info("outbound: %s delivered via %s", recipient.address, result.remote)
                 done.append(recipient.id)
-            elif result.permanent or now - recipient.created_at >= lifetime:
+            elif result.permanent:
                 log.info("outbound: %s failed: %s", recipient.address, result.text)
                 done.append(recipient.id)
                 failed.append(result)
+            elif now - recipient.created_at >= lifetime:
+                # RFC 3463 X.4.7: delivery time expired; final, so class 5 (RFC 3464).
+                log.info("outbound: %s expired: %s", recipient.address, result.text)
+                done.append(recipient.id)
+                failed.append(dataclasses.replace(result, status="5.4.7"))
         delayed = [
             r
             for r in results
             if not r.delivered
-            and r not in failed
+            and r.recipient.id not in done
             and not r.recipient.delay_warned
             and now - r.recipient.created_at >= warn_after
         ]

@@ -201,3 +201,31 @@ def test_fetch_1_star_of_many_messages(imap: ImapServer) -> None:
     data = client.ok(client.imap.fetch("1:*", "(FLAGS ENVELOPE UID)"))
     assert len(data) == 30
     client.close()
+
+
+def test_bad_uid_set_is_bad_and_session_continues(imap: ImapServer) -> None:
+    imap.deliver(simple_message())
+    raw, _ = _selected(imap)
+    assert b"BAD" in raw.command("UID FETCH 0:x FLAGS", expect="BAD")[-1]
+    raw.command("UID STORE 1,,2 +FLAGS (\\Seen)", expect="BAD")
+    raw.command("FETCH 1 FLAGS")
+    raw.close()
+
+
+def test_reselect_reports_closed_for_imap4rev2_clients(imap: ImapServer) -> None:
+    raw = imap.raw()
+    raw.login()
+    raw.command("ENABLE IMAP4rev2")
+    lines = raw.command("SELECT INBOX")
+    assert b'* LIST () "/" INBOX' in lines
+    assert not any(b"RECENT" in line for line in lines)
+    lines = raw.command("EXAMINE Sent")
+    assert lines[0] == b"* OK [CLOSED] Previous mailbox closed"
+    raw.close()
+
+
+def test_qresync_select_needs_enable_first(imap: ImapServer) -> None:
+    raw = imap.raw()
+    raw.login()
+    raw.command("SELECT INBOX (QRESYNC (1 1))", expect="BAD")
+    raw.close()

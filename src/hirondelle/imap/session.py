@@ -23,6 +23,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 from hirondelle.errors import Reason, Refused
+from hirondelle.identity.authentication import Outcome
 from hirondelle.imap.commands import DISPATCH, Bad, Done, No, State
 from hirondelle.imap.proto import commands as c
 from hirondelle.imap.proto.parser import (
@@ -337,8 +338,6 @@ class Session:
 
     async def login(self, username: str, password: str) -> Done:
         """The one login path (LOGIN and AUTHENTICATE): identity.authenticate."""
-        from hirondelle.identity.authentication import Outcome
-
         if not self.login_allowed:
             raise No("Use STARTTLS first", "PRIVACYREQUIRED")
         result = await self.services.authenticator.authenticate(

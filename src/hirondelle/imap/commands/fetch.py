@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import json
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 #: Items the selected view answers without a query.
 _FROM_VIEW = frozenset({A.UID, A.FLAGS, A.MODSEQ})
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 #: Parts larger than this are decoded (BINARY) on a worker thread.
 _DECODE_INLINE = 64 * 1024
 
@@ -311,13 +313,12 @@ def decode_transfer(data: bytes, encoding: str) -> bytes:
     if encoding == "quoted-printable":
         return binascii.a2b_qp(data)
     if encoding == "base64":
-        cleaned = b"".join(data.split())
-        cleaned = cleaned.rstrip(b"=")
-        cleaned += b"=" * (-len(cleaned) % 4)
-        try:
-            return base64.b64decode(cleaned)
-        except binascii.Error:
-            return base64.b64decode(cleaned[: len(cleaned) // 4 * 4 - 4] or b"")
+        # RFC 2045 §6.8: characters outside the alphabet are ignored; a dangling
+        # single character (corrupt input) is dropped rather than failing the FETCH.
+        cleaned = _NOT_BASE64.sub(b"", data)
+        if len(cleaned) % 4 == 1:
+            cleaned = cleaned[:-1]
+        return base64.b64decode(cleaned + b"=" * (-len(cleaned) % 4))
     raise LookupError(encoding)
 
 

@@ -24,7 +24,7 @@ from hirondelle.imap.proto.response import ResponseCode
 from hirondelle.imap.proto.sequence_set import SequenceSet
 from hirondelle.mail import keywords
 from hirondelle.mail.mailboxes import MailboxStatus
-from hirondelle.store.mailboxes import DELIMITER, INBOX, Mailbox
+from hirondelle.store.mailboxes import DELIMITER, INBOX, Mailbox, normalize_name
 
 if TYPE_CHECKING:
     from hirondelle.imap.session import Session
@@ -81,16 +81,11 @@ async def delete(session: Session, command: c.Delete) -> Done:
     name = _name(command.mailbox)
     await session.mailboxes.delete(session.account_id, name)
     selected = session.selected
-    if selected is not None and selected.name == (await _canonical(name)):
+    if selected is not None and selected.name == normalize_name(name):
+        # Deleting the selected mailbox ends its selection (RFC 9051 §7.1 CLOSED).
         session.write(session.encoder.ok(None, "Mailbox deleted", ResponseCode.simple("CLOSED")))
         session.deselect()
     return Done()
-
-
-async def _canonical(name: str) -> str:
-    from hirondelle.store.mailboxes import normalize_name
-
-    return normalize_name(name)
 
 
 @handles(c.Rename, AUTHENTICATED)

@@ -237,3 +237,23 @@ def test_quota_root_and_storage_usage(imap: ImapServer) -> None:
     assert raw.command('GETQUOTA ""')[0].startswith(b'* QUOTA "" (STORAGE 5 10240)')
     raw.command('SETQUOTA "" (STORAGE 1)', expect="NO")
     raw.close()
+
+
+def test_multiappend_is_all_or_nothing(imap: ImapServer) -> None:
+    first, second = simple_message(), simple_message()
+    assert imap.account is not None
+    imap.run(
+        imap.services.accounts.update_account(imap.account.address, quota_bytes=len(first) + 10)
+    )
+    raw = imap.raw()
+    raw.login()
+    raw.send(
+        b"a APPEND INBOX {%d+}\r\n" % len(first)
+        + first
+        + b" {%d+}\r\n" % len(second)
+        + second
+        + b"\r\n"
+    )
+    assert raw.until_tagged(b"a")[-1].startswith(b"a NO [OVERQUOTA]")
+    assert raw.command("STATUS INBOX (MESSAGES)")[0] == b"* STATUS INBOX (MESSAGES 0)"
+    raw.close()

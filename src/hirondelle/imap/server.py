@@ -123,7 +123,7 @@ async def start(context: ListenerContext) -> Listener:
     load_commands()
     services = context.services
     mailboxes = MailboxService(services.database)
-    messages = MessageService(services.database)
+    messages = MessageService(services.database, services.mail)
     sessions: set[asyncio.Task[None]] = set()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

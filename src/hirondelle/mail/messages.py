@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Connection
 
 from hirondelle.errors import Reason, Refused
+from hirondelle.mail.delivery import MailService
 from hirondelle.mail.keywords import DELETED
 from hirondelle.store import emails, journal, mailboxes
 from hirondelle.store.database import Database, WriteContext
@@ -30,6 +31,7 @@ __all__ = [
     "MailboxChanges",
     "MailboxSnapshot",
     "MessageService",
+    "NewMessage",
     "Transfer",
 ]
 
@@ -77,9 +79,44 @@ def _target(conn: Connection, account_id: int, mailbox_id: int) -> Mailbox:
     return mailbox
 
 
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message to append: raw bytes, stored keywords, internal date (µs) or None."""
+
+    raw: bytes
+    keywords: frozenset[str] = frozenset()
+    received_at: int | None = None
+
+
 class MessageService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, mail: MailService) -> None:
         self.database = database
+        self.mail = mail
+
+    async def append(
+        self, account_id: int, mailbox_id: int, messages: Sequence[NewMessage]
+    ) -> list[int]:
+        """RFC 9051 §6.3.12 APPEND and RFC 3502 MULTIAPPEND: every message is parsed and
+        its blob made durable first, then one transaction files them all or none; the
+        new UIDs, in order. Returns after commit (OK only once durable)."""
+        ingested = [await self.mail.ingest(message.raw) for message in messages]
+
+        def write(ctx: WriteContext) -> list[int]:
+            uids = []
+            for message, item in zip(messages, ingested, strict=True):
+                stored = emails.insert_email(
+                    ctx,
+                    account_id=account_id,
+                    mailbox_ids=[mailbox_id],
+                    parsed=item.parsed,
+                    blob=item.blob,
+                    keywords=message.keywords,
+                    received_at=message.received_at,
+                )
+                uids.append(stored.uids[mailbox_id])
+            return uids
+
+        return await self.database.write(write)
 
     async def snapshot(self, account_id: int, mailbox_id: int) -> MailboxSnapshot:
         """The mailbox's messages and the account modseq they are current at."""

@@ -7,8 +7,7 @@ LIST-STATUS, RFC 6154 SPECIAL-USE, RFC 3348 CHILDREN), RFC 3501 §6.3.9 LSUB,
 §6.3.12 APPEND (RFC 3502 MULTIAPPEND, RFC 4315 APPENDUID, RFC 3516 literal8,
 RFC 6855 UTF8), RFC 9208 GETQUOTA, GETQUOTAROOT, SETQUOTA (STORAGE).
 
-Deliberate deviation: MULTIAPPEND stores the messages one by one (each durable before
-the next); if one fails, those before it stay (RFC 3502 §6.3.11 asks for all or none).
+MULTIAPPEND is all or nothing (RFC 3502 §6): the messages are filed in one transaction.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from hirondelle.imap.proto.response import ResponseCode
 from hirondelle.imap.proto.sequence_set import SequenceSet
 from hirondelle.mail import keywords
 from hirondelle.mail.mailboxes import MailboxStatus
+from hirondelle.mail.messages import NewMessage
 from hirondelle.store.mailboxes import DELIMITER, INBOX, Mailbox, normalize_name
 
 if TYPE_CHECKING:
@@ -237,8 +237,7 @@ async def status(session: Session, command: c.Status) -> Done:
 async def append(session: Session, command: c.Append) -> Done:
     """RFC 9051 §6.3.12; OK only after each message is durable (services.mail.append)."""
     target = await _get(session, command.mailbox, trycreate=True)
-    uids: list[int] = []
-    uidvalidity = target.uidvalidity
+    new: list[NewMessage] = []
     for message in command.messages:
         content = message.content
         if isinstance(content, bytes):
@@ -259,19 +258,14 @@ async def append(session: Session, command: c.Append) -> Done:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
             received_at = int(moment.timestamp() * 1_000_000)
-        try:
-            stored = await session.services.mail.append(
-                account_id=session.account_id,
-                mailbox_id=target.id,
-                raw=raw,
-                keywords=flags,
-                received_at=received_at,
-            )
-        except Refused as refused:
-            if refused.reason is Reason.NOT_FOUND:
-                raise No("No such mailbox; create it first", "TRYCREATE") from None
-            raise
-        uids.append(stored.uids[target.id])
+        new.append(NewMessage(raw, frozenset(flags), received_at))
+    try:
+        uids = await session.messages.append(session.account_id, target.id, new)
+    except Refused as refused:
+        if refused.reason is Reason.NOT_FOUND:
+            raise No("No such mailbox; create it first", "TRYCREATE") from None
+        raise
+    uidvalidity = target.uidvalidity
     return Done(code=ResponseCode.appenduid(uidvalidity, SequenceSet.of(*uids)))
 
 

@@ -95,3 +95,13 @@ def test_garbage_lines_never_stop_the_session(imap: ImapServer) -> None:
             assert b" BAD " in reply or b" NO " in reply or b" OK " in reply, (line, reply)
         raw.command("NOOP")
     raw.close()
+
+
+def test_stopping_the_listener_says_bye(imap: ImapServer) -> None:
+    raw = imap.raw()
+    raw.login()
+    for listener in imap.listeners:
+        imap.run(listener.stop())
+    raw.sock.settimeout(10)
+    assert raw.line().startswith(b"* BYE")
+    raw.close()

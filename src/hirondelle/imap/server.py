@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto
+import contextlib
 import logging
 import ssl
 import zlib
@@ -144,7 +145,10 @@ async def start(context: ListenerContext) -> Listener:
         try:
             await session.run()
         except asyncio.CancelledError:
-            pass
+            # The listener is stopping: RFC 9051 §7.1.5 BYE before the connection closes.
+            with contextlib.suppress(Exception):
+                connection.write(session.encoder.bye("Server shutting down"))
+                await asyncio.wait_for(connection.drain(), 1)
         except Exception:
             log.exception("IMAP connection from %s ended with an error", remote)
         finally:

@@ -4,6 +4,7 @@ handling, the autologout timer, and garbage input that must never stop a session
 from __future__ import annotations
 
 import random
+import socket
 import zlib
 
 from tests.imap.conftest import ImapServer
@@ -105,3 +106,21 @@ def test_stopping_the_listener_says_bye(imap: ImapServer) -> None:
     raw.sock.settimeout(10)
     assert raw.line().startswith(b"* BYE")
     raw.close()
+
+
+def test_a_client_that_stops_reading_does_not_hold_up_others(imap: ImapServer) -> None:
+    big = simple_message(body=("x" * 998 + "\r\n") * 1000)  # about 1 MB
+    for _ in range(8):
+        imap.append("INBOX", big)
+    stalled = imap.raw()
+    stalled.login()
+    stalled.command("SELECT INBOX")
+    stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.send(b"big FETCH 1:* BODY.PEEK[]\r\n")  # about 8 MB it never reads
+    other = imap.raw()
+    other.sock.settimeout(5)
+    other.login()
+    other.command("SELECT INBOX")
+    assert other.command("FETCH 8 (UID RFC822.SIZE)")[0].startswith(b"* 8 FETCH (UID 8")
+    other.close()
+    stalled.close()

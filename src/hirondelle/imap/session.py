@@ -421,6 +421,7 @@ class Session:
                 return
             if self.selected is not selected:
                 return  # the client selected another mailbox meanwhile
+            selected.name = changes.mailbox.name  # renamed by another session
             applied = selected.apply(changes.changed, changes.destroyed, changes.modseq)
             selected.highest_modseq = max(selected.highest_modseq, changes.mailbox.highest_modseq)
             for uid in applied.flag_changes:

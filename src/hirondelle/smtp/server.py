@@ -29,6 +29,7 @@ import email.utils
 import logging
 import re
 import secrets
+import socket
 import ssl
 import time
 import weakref
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 # MAIL over it, so aiosmtpd's per-command allowance is kept.
 COMMAND_SIZE_LIMIT = 512
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_BARE_CR = re.compile(rb"\r(?!\n)")
 
 
 class Mode(StrEnum):
@@ -160,11 +160,14 @@ class TransportHandler:
     ) -> str:
         """RFC 5321 §4.1.1.4: the reply comes only after the message is durable."""
         raw: bytes = envelope.original_content or b""
-        if _BARE_LF.search(raw) or _BARE_CR.search(raw):
-            # RFC 5321 §2.3.8; bare line ends are how "SMTP smuggling" hides a second
-            # message, so they are refused rather than repaired.
+        if _BARE_LF.search(raw):
+            # RFC 5321 §2.3.8. A bare LF is how "SMTP smuggling" hides a second message
+            # from one server and shows it to the next, so it is refused, as Postfix
+            # does, rather than repaired (which would also break DKIM). A stray CR
+            # inside a line ("\r\r\n", common from broken generators) cannot end
+            # DATA here and is accepted.
             return _per_recipient(
-                self.listener, envelope, "550 5.6.0 Bare CR or LF in message (RFC 5321 §2.3.8)"
+                self.listener, envelope, "550 5.6.0 Bare LF in message (RFC 5321 §2.3.8)"
             )
         if b"\0" in raw:
             return _per_recipient(
@@ -311,6 +314,15 @@ class SmtpServer(SMTP):
                 for name, method in self._auth_methods.items()
                 if name in ("PLAIN", "LOGIN")
             }
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # asyncio sets TCP_NODELAY only on sockets created with proto=IPPROTO_TCP,
+            # and node.bind() makes them with proto 0: without this, Nagle holds the
+            # second of two pipelined replies until the client's delayed ACK (40 ms).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
     def _create_session(self) -> ConnectionState:
         return ConnectionState(self.loop)

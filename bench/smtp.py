@@ -1,0 +1,300 @@
+"""LMTP delivery throughput: Hirondelle's LMTP listener against Dovecot's LMTP server.
+
+Both servers run as separate processes and get the same client: ``--concurrency``
+connections, each delivering its share of ``--messages`` generated messages (the
+``bench.corpus`` mix) to one local user, one LMTP transaction per message. A delivery
+counts when the server's 250 arrives, and both servers answer 250 only once the message
+is durable (Hirondelle: SQLite/PostgreSQL commit with fsynced blobs; Dovecot:
+``mail_fsync = optimized``, its default).
+
+    .venv/bin/python -m bench.smtp                       # Hirondelle only
+    .venv/bin/python -m bench.smtp --compare-dovecot     # needs dovecot-lmtpd
+    .venv/bin/python -m bench.smtp --messages 2000 --concurrency 1 16 --json /tmp/smtp.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import corpus
+
+HIRONDELLE = Path(sys.executable).parent / "hirondelle"
+USER = "bench@example.test"
+
+
+async def _reply(reader: asyncio.StreamReader) -> str:
+    while True:
+        line = (await reader.readline()).decode("utf-8", "replace")
+        if not line:
+            raise ConnectionError("the server closed the connection")
+        if len(line) < 4 or line[3] != "-":
+            return line.rstrip("\r\n")
+
+
+async def _expect(reader: asyncio.StreamReader, code: str) -> None:
+    reply = await _reply(reader)
+    if not reply.startswith(code):
+        raise RuntimeError(f"expected {code}, got {reply!r}")
+
+
+def _dot_stuffed(raw: bytes) -> bytes:
+    """RFC 5321 §4.5.2 transparency, with CRLF line ends and the final dot."""
+    text = re.sub(rb"\r?\n", b"\r\n", raw)
+    if not text.endswith(b"\r\n"):
+        text += b"\r\n"
+    text = re.sub(rb"(?m)^\.", b"..", text)
+    return text + b".\r\n"
+
+
+async def _connection(port: int, messages: Sequence[bytes]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
+    await _expect(reader, "220")
+    writer.write(b"LHLO bench.example.test\r\n")
+    await _expect(reader, "250")
+    for raw in messages:
+        writer.write(f"MAIL FROM:<sender@example.net>\r\nRCPT TO:<{USER}>\r\nDATA\r\n".encode())
+        await _expect(reader, "250")
+        await _expect(reader, "250")
+        await _expect(reader, "354")
+        writer.write(_dot_stuffed(raw))
+        await _expect(reader, "250")
+    writer.write(b"QUIT\r\n")
+    await _reply(reader)
+    writer.close()
+
+
+async def deliver_all(port: int, messages: list[bytes], concurrency: int) -> float:
+    """Seconds to deliver every message over ``concurrency`` connections."""
+    shares = [messages[i::concurrency] for i in range(concurrency)]
+    start = time.perf_counter()
+    await asyncio.gather(*(_connection(port, share) for share in shares if share))
+    return time.perf_counter() - start
+
+
+# -- the servers ------------------------------------------------------------------------
+
+
+class HirondelleServer:
+    """``hirondelle serve`` with only an LMTP listener, on a fresh data directory."""
+
+    def __init__(self, root: Path, database: str) -> None:
+        from hirondelle.config import CONFIG_FILE_NAME, Settings, render_config
+        from hirondelle.services import open_services
+
+        self.data = root / "hirondelle"
+        self.data.mkdir()
+        text = render_config(
+            hostname="mail.example.test",
+            default_domain=None,
+            listen={"lmtp": "127.0.0.1:0"},
+            database=database,
+        )
+        (self.data / CONFIG_FILE_NAME).write_text(text, encoding="utf-8")
+        settings = Settings.model_validate({"data_dir": self.data, "store": {"database": database}})
+        services = open_services(settings)
+        try:
+            asyncio.run(self._account(services))
+        finally:
+            services.close()
+        self.process: subprocess.Popen[str] | None = None
+
+    @staticmethod
+    async def _account(services: Any) -> None:
+        await services.accounts.add_domain("example.test")
+        await services.accounts.add_account(USER, password=None)
+
+    def start(self) -> int:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("HIRONDELLE_")}
+        self.process = subprocess.Popen(
+            [str(HIRONDELLE), "--data", str(self.data), "serve"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=environment,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        match = re.match(r"^listening lmtp \S+:(\d+)$", line.strip())
+        if match is None:
+            raise RuntimeError(f"hirondelle serve did not start: {line!r}")
+        return int(match.group(1))
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+_DOVECOT_CONFIG = """\
+base_dir = {root}/run
+log_path = {root}/dovecot.log
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+mail_location = maildir:{root}/mail/%u
+mail_fsync = optimized
+first_valid_uid = 1
+default_internal_user = {internal}
+default_login_user = {login}
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/mail/%u
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DovecotLmtp:
+    """A throw-away Dovecot whose only service is LMTP on a loopback port."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "dovecot"
+        (self.root / "mail").mkdir(parents=True)
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("nobody")
+            internal, login = "dovecot", "dovenull"
+        else:
+            user = pwd.getpwuid(os.geteuid())
+            internal = login = user.pw_name
+        os.chown(self.root / "mail", user.pw_uid, user.pw_gid)
+        for directory in (self.root, *self.root.parents):
+            if directory == Path("/"):
+                break
+            directory.chmod(directory.stat().st_mode | 0o011)
+        self.port = _free_port()
+        self.config = self.root / "dovecot.conf"
+        self.config.write_text(
+            _DOVECOT_CONFIG.format(
+                root=self.root,
+                internal=internal,
+                login=login,
+                uid=user.pw_uid,
+                gid=user.pw_gid,
+                port=self.port,
+            )
+        )
+
+    def start(self) -> int:
+        subprocess.run(
+            ["dovecot", "-c", str(self.config)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self.port
+            except OSError:
+                if time.monotonic() > deadline:
+                    log = (self.root / "dovecot.log").read_text(errors="replace")
+                    raise RuntimeError(f"dovecot did not start:\n{log}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        subprocess.run(
+            ["doveadm", "-c", str(self.config), "stop"], check=False, capture_output=True
+        )
+
+
+def dovecot_missing() -> str | None:
+    if shutil.which("dovecot") is None:
+        return "dovecot not found (apt-get install dovecot-lmtpd)"
+    if not Path("/usr/lib/dovecot/lmtp").exists():
+        return "Dovecot's lmtp service not found (apt-get install dovecot-lmtpd)"
+    return None
+
+
+# -- the run ------------------------------------------------------------------------
+
+
+def run(arguments: argparse.Namespace) -> list[dict[str, Any]]:
+    messages = [
+        corpus.with_trace(message.raw, "smtp", number)
+        for number, message in enumerate(corpus.generate(arguments.messages, seed=arguments.seed))
+    ]
+    results: list[dict[str, Any]] = []
+    servers: list[str] = ["hirondelle"]
+    if arguments.compare_dovecot:
+        missing = dovecot_missing()
+        if missing:
+            raise SystemExit(f"error: {missing}")
+        servers.append("dovecot")
+    for name in servers:
+        for concurrency in arguments.concurrency:
+            with tempfile.TemporaryDirectory(prefix="bench-smtp-") as directory:
+                root = Path(directory)
+                server: HirondelleServer | DovecotLmtp = (
+                    HirondelleServer(root, arguments.database)
+                    if name == "hirondelle"
+                    else DovecotLmtp(root)
+                )
+                port = server.start()
+                try:
+                    seconds = asyncio.run(deliver_all(port, messages, concurrency))
+                finally:
+                    server.stop()
+            results.append(
+                {
+                    "server": name,
+                    "concurrency": concurrency,
+                    "messages": len(messages),
+                    "seconds": round(seconds, 3),
+                    "messages_per_second": round(len(messages) / seconds, 1),
+                }
+            )
+            row = results[-1]
+            print(
+                f"{name:<10} concurrency {concurrency:>3}: {row['messages']} messages in "
+                f"{row['seconds']:.2f} s = {row['messages_per_second']:.0f} msg/s",
+                flush=True,
+            )
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.smtp", description=__doc__)
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--database", default="", help="empty: SQLite; or a PostgreSQL URL")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--compare-dovecot", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    arguments = parser.parse_args(argv)
+    results = run(arguments)
+    if arguments.json is not None:
+        arguments.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

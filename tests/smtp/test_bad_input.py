@@ -97,6 +97,18 @@ async def test_bare_lf_in_data_is_refused(services: Services, servers: Servers) 
     assert await mailbox_messages(services, alice) == []
 
 
+async def test_stray_cr_inside_a_line_is_accepted(services: Services, servers: Servers) -> None:
+    """Broken generators write "\\r\\r\\n"; it cannot end DATA, so it is kept as sent."""
+    alice = await make_account(services, "alice@example.test")
+    client = await start_transaction(servers.mx)
+    await client.command("DATA", expect=354)
+    await client.send(b"Subject: cr\r\n\r\n<html>\r\r\n</html>\r\n.\r\n")
+    await client.reply(expect=250)
+    await client.close()
+    [stored] = await mailbox_messages(services, alice)
+    assert stored.endswith(b"<html>\r\r\n</html>\r\n")
+
+
 async def test_nul_byte_in_data_is_refused(services: Services, servers: Servers) -> None:
     alice = await make_account(services, "alice@example.test")
     client = await start_transaction(servers.mx)

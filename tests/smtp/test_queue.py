@@ -14,7 +14,7 @@ from hirondelle.config import Settings
 from hirondelle.mail.queue import OutboundQueue, QueueWorker, Route, StaticRouter
 from hirondelle.services import Services, open_services
 from hirondelle.store import schema
-from hirondelle.store.database import WriteContext
+from hirondelle.store.database import WriteContext, now_us
 from tests.messages import simple_message
 from tests.smtp.conftest import (
     PASSWORD,
@@ -84,6 +84,9 @@ async def test_temporary_failure_is_retried_later(services: Services, fake_mx: F
     await worker.run_once()
     [pending] = await worker.queue.entries()
     assert pending.attempts == 1 and "451 4.3.0" in pending.last_error
+    wait = (pending.next_attempt_at - now_us()) / 1_000_000
+    initial = services.settings.smtp.retry_initial_seconds
+    assert initial - 5 < wait <= initial, "the first retry waits retry_initial_seconds"
     assert await worker.run_once() == 0, "not due before its back-off has passed"
     await worker.queue.retry()
     await worker.run_once()

@@ -6,10 +6,17 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import pytest
+
+from hirondelle.config import Endpoint
+from hirondelle.mail.verification import Verdict, Verifier
+from hirondelle.node import ListenerContext, bind
 from hirondelle.services import Services
+from hirondelle.smtp.server import Mode, start_listener
 from tests.messages import simple_message
 from tests.smtp.conftest import (
     MAX_AUTH_FAILURES,
+    DnsTable,
     RawClient,
     Servers,
     mailbox_messages,
@@ -211,3 +218,53 @@ async def test_failed_logins_do_not_hold_up_other_sessions(
     await guessers
     assert slowest < 0.5, f"a NOOP took {slowest:.2f}s while logins were being checked"
     await other.close()
+
+
+async def test_overlong_data_line_is_500_after_the_data_and_nothing_is_stored(
+    services: Services, servers: Servers
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    limit = services.settings.limits.max_command_length
+    client = await start_transaction(servers.mx)
+    await client.command("DATA", expect=354)
+    await client.send(b"Subject: long\r\n\r\n" + b"y" * (limit + 10) + b"\r\n.\r\n")
+    lines = await client.reply(expect=500)
+    assert lines[-1].startswith("500 5.5.2")
+    await client.command("NOOP", expect=250)
+    await client.close()
+    assert await mailbox_messages(services, alice) == []
+
+
+class BrokenVerifier(Verifier):
+    async def verify(self, raw: bytes, *, client_ip: str, helo: str, mail_from: str) -> Verdict:
+        raise RuntimeError("simulated bug with a secret detail")
+
+
+async def test_unexpected_error_is_451_with_a_reference_and_the_session_goes_on(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    context = ListenerContext(
+        name="smtp",
+        sock=bind(Endpoint("127.0.0.1", 0)),
+        services=services,
+        tls=None,
+        implicit_tls=False,
+        addresses={},
+    )
+    broken = BrokenVerifier(DnsTable(), authserv_id="mail.example.test")
+    listener = await start_listener(context, mode=Mode.MX, verifier=broken)
+    try:
+        client = await start_transaction(listener.port)
+        await client.command("DATA", expect=354)
+        await client.send(simple_message() + b".\r\n")
+        lines = await client.reply(expect=451)
+        assert lines[-1].startswith("451 4.3.0 Internal error, reference ")
+        assert "secret" not in lines[-1]
+        reference = lines[-1].rsplit(" ", 1)[1]
+        assert reference in caplog.text and "simulated bug" in caplog.text
+        await client.command("RSET", expect=250)
+        await client.close()
+    finally:
+        await listener.stop()
+    assert await mailbox_messages(services, alice) == []

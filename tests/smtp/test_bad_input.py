@@ -268,3 +268,30 @@ async def test_unexpected_error_is_451_with_a_reference_and_the_session_goes_on(
     finally:
         await listener.stop()
     assert await mailbox_messages(services, alice) == []
+
+
+async def test_a_thousand_failed_auth_attempts_each_get_a_reply_and_others_are_served(
+    services: Services, servers: Servers
+) -> None:
+    """1,000 malformed AUTH exchanges over many connections (they cost the server no
+    password check, so a client could send them for free): each gets 501 or the
+    closing 421, and a normal session on the side is served throughout."""
+    bystander = await RawClient.connect(servers.mx)
+    await bystander.command("EHLO bystander.test", expect=250)
+    attempts = 0
+    while attempts < 1000:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", servers.submissions, ssl=servers.client_tls(), server_hostname="localhost"
+        )
+        client = RawClient(reader, writer)
+        await client.reply(expect=220)
+        await client.command("EHLO guesser.test", expect=250)
+        for _ in range(MAX_AUTH_FAILURES - 1):
+            await client.command("AUTH PLAIN !!!not-base64", expect=501)
+        await client.command("AUTH PLAIN !!!not-base64", expect=421)
+        attempts += MAX_AUTH_FAILURES
+        await client.close()
+        if attempts % 300 == 0:
+            await bystander.command("NOOP", expect=250)
+    await bystander.command("NOOP", expect=250)
+    await bystander.close()

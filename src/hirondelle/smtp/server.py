@@ -383,17 +383,15 @@ class SmtpServer(SMTP):
         if len(args) == 1:
             blob = await self.challenge_auth("")
             if blob is MISSING:
-                return AuthResult(success=False, handled=True)
+                return await self._failed(None)  # challenge_auth has answered
         else:
             try:
                 blob = base64.b64decode(args[1].encode(), validate=True)
             except (binascii.Error, ValueError):
-                await self.push("501 5.5.2 Cannot decode base64")
-                return AuthResult(success=False, handled=True)
+                return await self._failed("501 5.5.2 Cannot decode base64")
         parts = bytes(blob).split(b"\0")
         if len(parts) != 3 or (parts[0] and parts[0] != parts[1]):
-            await self.push("501 5.5.2 Malformed PLAIN response")
-            return AuthResult(success=False, handled=True)
+            return await self._failed("501 5.5.2 Malformed PLAIN response")
         return await self._login(parts[1], parts[2])
 
     async def auth_LOGIN(self, _: object, args: list[str]) -> AuthResult:
@@ -401,21 +399,19 @@ class SmtpServer(SMTP):
         if len(args) == 1:
             login = await self.challenge_auth("Username:")
             if login is MISSING:
-                return AuthResult(success=False, handled=True)
+                return await self._failed(None)
         else:
             try:
                 login = base64.b64decode(args[1].encode(), validate=True)
             except (binascii.Error, ValueError):
-                await self.push("501 5.5.2 Cannot decode base64")
-                return AuthResult(success=False, handled=True)
+                return await self._failed("501 5.5.2 Cannot decode base64")
         password = await self.challenge_auth("Password:")
         if password is MISSING:
-            return AuthResult(success=False, handled=True)
+            return await self._failed(None)
         return await self._login(bytes(login), bytes(password))
 
     async def _login(self, login: bytes, password: bytes) -> AuthResult:
         handler: TransportHandler = self.event_handler
-        session = self.state()
         try:
             result = await handler.services.authenticator.authenticate(
                 login.decode("utf-8"),
@@ -426,29 +422,31 @@ class SmtpServer(SMTP):
         except UnicodeDecodeError:
             result = None
         if result is not None and result.ok:
-            session.account = result.account
+            self.state().account = result.account
             return AuthResult(
                 success=True,
                 auth_data=result.account,
                 message="235 2.7.0 Authentication successful",
             )
+        if result is not None and result.outcome is Outcome.PROTOCOL_DISABLED:
+            return await self._failed("535 5.7.8 SMTP is switched off for this account")
+        return await self._failed("535 5.7.8 Authentication credentials invalid")
+
+    async def _failed(self, reply: str | None) -> AuthResult:
+        """Every failed AUTH exchange counts, malformed ones too (they cost nothing to
+        send); at ``max_auth_failures`` the connection is closed with ``421 4.7.0``.
+        The full rate limiter belongs to the login gate (identity issue)."""
+        session = self.state()
         session.auth_failures += 1
         if session.auth_failures >= self.listener.max_auth_failures:
-            # The full rate limiter belongs to the login gate (identity issue); this
-            # per-connection cap keeps one client from trying passwords forever.
+            # One reply per command: the 421 replaces the failure's own reply.
             await self.push("421 4.7.0 Too many failed authentications, closing connection")
             if self.transport is not None:
                 self.transport.close()
             return AuthResult(success=False, handled=True)
-        if result is not None and result.outcome is Outcome.PROTOCOL_DISABLED:
-            return AuthResult(
-                success=False,
-                handled=False,
-                message="535 5.7.8 SMTP is switched off for this account",
-            )
-        return AuthResult(
-            success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
-        )
+        if reply is None:
+            return AuthResult(success=False, handled=True)
+        return AuthResult(success=False, handled=False, message=reply)
 
     def received_field(self, envelope: Transaction) -> str:
         """RFC 5321 §4.4 trace field; protocol names of RFC 3848."""

@@ -3,6 +3,8 @@ HTTP and HTTPS, and refusals for listeners this version cannot serve."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 from collections.abc import AsyncIterator
 
@@ -10,8 +12,8 @@ import httpx
 import pytest
 
 from hirondelle import tls
-from hirondelle.config import ListenSettings, Settings
-from hirondelle.node import ListenerUnavailable, Node
+from hirondelle.config import Endpoint, ListenSettings, Settings
+from hirondelle.node import ListenerUnavailable, Node, bind
 
 
 @pytest.fixture
@@ -91,3 +93,36 @@ async def test_implicit_tls_without_certificate_is_refused(settings: Settings) -
     )
     with pytest.raises(ListenerUnavailable, match="cannot load the TLS certificate"):
         await Node(config).start()
+
+
+async def test_accepted_connections_have_nodelay() -> None:
+    """Regression: sockets bound with proto 0 made asyncio skip TCP_NODELAY, and
+    pipelined replies waited 40 ms for the client's delayed ACK."""
+    sock = bind(Endpoint.parse("127.0.0.1:0"))
+    nodelay: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def accepted(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("socket")
+        nodelay.set_result(peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(accepted, sock=sock)
+    async with server:
+        _reader, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        assert await asyncio.wait_for(nodelay, 5) != 0
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_a_listener_without_front_end_is_refused(
+    node_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A [listen] key whose front end this build lacks stops the start with a clear
+    message (every listener exists today: remove one to see the rule work)."""
+    from hirondelle import node as node_module
+
+    front_ends = dict(node_module.FRONT_ENDS)
+    del front_ends["https"]
+    monkeypatch.setattr(node_module, "FRONT_ENDS", front_ends)
+    with pytest.raises(ListenerUnavailable, match="no https server yet; remove that key"):
+        await Node(node_settings).start()

@@ -69,7 +69,10 @@ class Listener:
 def bind(endpoint: Endpoint) -> socket.socket:
     """A listening TCP socket for ``endpoint`` (IPv6 when the host is an IPv6 address)."""
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only when it
+    # sees that proto, and without it Nagle's algorithm holds the second of two
+    # pipelined replies until the client's delayed ACK (40 ms a round trip).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((endpoint.host, endpoint.port))

@@ -139,11 +139,6 @@ CASES: dict[str, Case] = {
         "error: invalid domain name 'bad domain'",
         data="missing",
     ),
-    "serve, unimplemented listener": Case(
-        ("serve",),
-        "error: this version of Hirondelle has no imap server yet; remove that key from [listen]",
-        listen={**LOOPBACK, "imap": "127.0.0.1:0"},
-    ),
     "serve, port in use": Case(
         ("serve",),
         "error: cannot listen on 127.0.0.1:{port}: Address already in use",

@@ -29,7 +29,6 @@ import email.utils
 import logging
 import re
 import secrets
-import socket
 import ssl
 import time
 import weakref
@@ -314,15 +313,6 @@ class SmtpServer(SMTP):
                 for name, method in self._auth_methods.items()
                 if name in ("PLAIN", "LOGIN")
             }
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # asyncio sets TCP_NODELAY only on sockets created with proto=IPPROTO_TCP,
-            # and node.bind() makes them with proto 0: without this, Nagle holds the
-            # second of two pipelined replies until the client's delayed ACK (40 ms).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
 
     def _create_session(self) -> ConnectionState:
         return ConnectionState(self.loop)

@@ -424,8 +424,8 @@ class Session:
             selected.name = changes.mailbox.name  # renamed by another session
             applied = selected.apply(changes.changed, changes.destroyed, changes.modseq)
             selected.highest_modseq = max(selected.highest_modseq, changes.mailbox.highest_modseq)
-            for uid in applied.flag_changes:
-                self.write_flags(uid)
+            for view in applied.flag_changes:
+                self.write_flags(view.uid, view.keywords)
             if allow_expunge and selected.pending_expunge:
                 self.announce_expunged(sorted(selected.pending_expunge))
             if applied.new_messages:
@@ -439,15 +439,16 @@ class Session:
         self.deselect()
         self.state = State.LOGOUT
 
-    def write_flags(self, uid: int, *, with_flags: bool = True) -> None:
-        """An untagged FETCH with FLAGS (and UID, and MODSEQ under CONDSTORE)."""
+    def write_flags(self, uid: int, keywords: str | None) -> None:
+        """An untagged FETCH with FLAGS (unless ``keywords`` is None), UID, and MODSEQ
+        under CONDSTORE."""
         selected = self.require_selected()
         i = selected.index_of(uid)
         if i is None:
             return
         response = self.encoder.fetch(i + 1)
-        if with_flags:
-            response.flags(self.flags_of(selected.keywords[i]))
+        if keywords is not None:
+            response.flags(self.flags_of(keywords))
         response.uid(uid)
         if self.condstore:
             response.modseq(selected.modseqs[i])

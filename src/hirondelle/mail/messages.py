@@ -59,6 +59,8 @@ class MailboxChanges:
 @dataclass(frozen=True, slots=True)
 class FlagOutcome:
     changed: list[MessageView] = field(default_factory=list)
+    #: Every message of the request that was not refused, as it is after the change.
+    current: list[MessageView] = field(default_factory=list)
     #: RFC 7162 §3.1.3: UIDs not changed because they were modified after UNCHANGEDSINCE.
     modified: list[int] = field(default_factory=list)
 
@@ -145,6 +147,10 @@ class MessageService:
 
         return await self.database.read(read)
 
+    async def views(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageView]:
+        """UID, modseq and keywords of some messages (FETCH FLAGS, QRESYNC)."""
+        return await self.database.read(lambda conn: emails.message_views(conn, mailbox_id, uids))
+
     async def fetch_rows(
         self, mailbox_id: int, uids: Sequence[int], *, with_structure: bool
     ) -> list[FetchRow]:
@@ -183,17 +189,19 @@ class MessageService:
                 replace=replace_list,
             )
             by_email = {change.email_id: change for change in changes}
-            changed = [
+            current = [
                 MessageView(
                     v.uid,
                     by_email[v.email_id].modseq,
                     v.email_id,
                     emails.serialize_keywords(by_email[v.email_id].keywords),
                 )
-                for v in views
                 if v.email_id in by_email
+                else v
+                for v in views
             ]
-            return FlagOutcome(changed, modified)
+            changed = [v for v in current if v.email_id in by_email]
+            return FlagOutcome(changed, current, modified)
 
         return await self.database.write(write)
 

@@ -22,6 +22,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -336,26 +337,50 @@ def list_messages(conn: Connection, mailbox_id: int) -> list[MessageView]:
 
 @dataclass(frozen=True, slots=True)
 class MailboxColumns:
-    """A mailbox's messages as parallel columns in UID order: what a selected IMAP
-    mailbox keeps (no per-message object is built for a 100,000-message SELECT)."""
+    """A mailbox's messages as parallel columns in UID order, and the keywords in use:
+    what a selected IMAP mailbox keeps (no per-message object, no per-message string
+    for a 100,000-message SELECT)."""
 
     uids: array[int]
     modseqs: array[int]
-    keywords: list[str]
+    keywords_in_use: frozenset[str]
 
 
 def mailbox_columns(conn: Connection, mailbox_id: int) -> MailboxColumns:
-    """UID, modseq and keywords of every message, one index range scan of one table."""
+    """UID and modseq of every message (one index range scan of one narrow table) and
+    the distinct keyword sets in use (for the IMAP FLAGS response)."""
     mm = schema.mailbox_messages
-    rows = conn.execute(
-        sa.select(mm.c.uid, mm.c.modseq, mm.c.keywords)
-        .where(mm.c.mailbox_id == mailbox_id)
-        .order_by(mm.c.uid)
-    ).all()
+    rows = _driver_rows(
+        conn,
+        sa.select(mm.c.uid, mm.c.modseq).where(mm.c.mailbox_id == mailbox_id).order_by(mm.c.uid),
+    )
+    sets = conn.execute(
+        sa.select(mm.c.keywords).where(mm.c.mailbox_id == mailbox_id).distinct()
+    ).scalars()
+    in_use = frozenset(word for text in sets for word in text.split())
     if not rows:
-        return MailboxColumns(array("I"), array("Q"), [])
-    uids, modseqs, keywords = zip(*rows, strict=True)
-    return MailboxColumns(array("I", uids), array("Q", modseqs), list(keywords))
+        return MailboxColumns(array("I"), array("Q"), in_use)
+    return MailboxColumns(
+        array("I", [row[0] for row in rows]), array("Q", [row[1] for row in rows]), in_use
+    )
+
+
+def _driver_rows(conn: Connection, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """Rows as the driver's plain tuples, for the one query whose row count is the
+    mailbox size: SQLAlchemy's Row objects cost more than the query itself there."""
+    compiled = statement.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    arguments: Any = (
+        tuple(params[name] for name in compiled.positiontup or ())
+        if compiled.positional
+        else params
+    )
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(compiled.string, arguments)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def set_keywords(

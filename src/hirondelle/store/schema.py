@@ -228,6 +228,8 @@ mailbox_messages = sa.Table(
     sa.Column("keywords", sa.Text, nullable=False, server_default=""),
     sa.UniqueConstraint("mailbox_id", "email_id"),
     sa.Index("ix_mailbox_messages_email_id", "email_id"),
+    # Covers SELECT's read of a mailbox (migration 0004): an index-only range scan.
+    sa.Index("ix_mailbox_messages_mailbox_id_uid_modseq", "mailbox_id", "uid", "modseq"),
 )
 
 # Message-ID -> thread, for threading at ingest (References / In-Reply-To).

@@ -77,21 +77,17 @@ async def fetch(session: Session, command: c.Fetch) -> Done:
         if command.vanished:
             await _vanished(session, command, since)
     seen_changed: set[int] = set()
-    if not view.read_only and any(_sets_seen(item) for item in items):
-        unseen = [u for u in uids if SEEN not in view.keywords[view.index_of(u) or 0].split()]
-        if unseen:
-            outcome = await session.messages.set_flags(
-                session.account_id, view.mailbox_id, unseen, add=[SEEN]
-            )
-            for changed in outcome.changed:
-                view.update(changed)
-            seen_changed = {v.uid for v in outcome.changed}
+    if uids and not view.read_only and any(_sets_seen(item) for item in items):
+        outcome = await session.messages.set_flags(
+            session.account_id, view.mailbox_id, uids, add=[SEEN]
+        )
+        for changed in outcome.changed:
+            view.update(changed)
+        seen_changed = {v.uid for v in outcome.changed}
     if seen_changed and A.FLAGS not in items:
         items.append(A.FLAGS)
     if all(isinstance(item, A) and item in _FROM_VIEW for item in items):
-        for uid in uids:
-            session.write(_view_item_response(session, uid, items).to_bytes())
-            await session.connection.maybe_drain()
+        await _fetch_light(session, uids, items)
         return Done()
     with_structure = any(_needs_structure(item) for item in items)
     for start in range(0, len(uids), 2000):
@@ -126,18 +122,38 @@ async def _vanished(session: Session, command: c.Fetch, since: int) -> None:
         session.write(session.encoder.vanished(SequenceSet.of(*gone), earlier=True))
 
 
-def _view_item_response(session: Session, uid: int, items: list[c.FetchItem]) -> FetchResponse:
+async def _fetch_light(session: Session, uids: list[int], items: list[c.FetchItem]) -> None:
+    """UID, MODSEQ from the view; FLAGS with one narrow query (no message data)."""
     view = session.require_selected()
-    index = view.index_of(uid) or 0
-    response = session.encoder.fetch(index + 1)
-    for item in items:
-        if item is A.UID:
-            response.uid(uid)
-        elif item is A.FLAGS:
-            response.flags(session.flags_of(view.keywords[index]))
-        elif item is A.MODSEQ:
-            response.modseq(view.modseqs[index])
-    return response
+    keywords: dict[int, str] = {}
+    if A.FLAGS in items:
+        for start in range(0, len(uids), 20000):
+            batch = uids[start : start + 20000]
+            found = await session.messages.views(view.mailbox_id, batch)
+            keywords = {v.uid: v.keywords for v in found}
+            await _write_light(session, batch, items, keywords)
+        return
+    await _write_light(session, uids, items, keywords)
+
+
+async def _write_light(
+    session: Session, uids: list[int], items: list[c.FetchItem], keywords: dict[int, str]
+) -> None:
+    view = session.require_selected()
+    for uid in uids:
+        index = view.index_of(uid)
+        if index is None or (A.FLAGS in items and uid not in keywords):
+            continue  # expunged meanwhile
+        response = session.encoder.fetch(index + 1)
+        for item in items:
+            if item is A.UID:
+                response.uid(uid)
+            elif item is A.FLAGS:
+                response.flags(session.flags_of(keywords[uid]))
+            elif item is A.MODSEQ:
+                response.modseq(view.modseqs[index])
+        session.write(response.to_bytes())
+        await session.connection.maybe_drain()
 
 
 def _parts(row: FetchRow) -> dict[str, Part]:
@@ -160,9 +176,9 @@ async def _item(
         if item is A.UID:
             response.uid(row.uid)
         elif item is A.FLAGS:
-            response.flags(session.flags_of(view.keywords[index]))
+            response.flags(session.flags_of(row.keywords))
         elif item is A.MODSEQ:
-            response.modseq(view.modseqs[index])
+            response.modseq(max(view.modseqs[index], row.modseq))
         elif item is A.INTERNALDATE:
             response.internal_date(datetime.fromtimestamp(row.received_at / 1_000_000, UTC))
         elif item is A.RFC822_SIZE:

@@ -45,13 +45,11 @@ async def store(session: Session, command: c.Store) -> Done:
         view.update(changed)
     modified = set(outcome.modified)
     changed_uids = {v.uid for v in outcome.changed}
-    for uid in uids:
-        if uid in modified:
-            continue
+    for current in outcome.current:
         if not command.silent:
-            session.write_flags(uid)
-        elif session.condstore and uid in changed_uids:
-            session.write_flags(uid, with_flags=False)
+            session.write_flags(current.uid, current.keywords)
+        elif session.condstore and current.uid in changed_uids:
+            session.write_flags(current.uid, None)
         await session.connection.maybe_drain()
     if modified:
         numbers = (

@@ -45,7 +45,7 @@ async def select(session: Session, command: c.Select) -> Done:
         snapshot.mailbox, snapshot.messages, modseq=snapshot.modseq, read_only=command.read_only
     )
     encoder = session.encoder
-    extra = {keywords.to_imap(k) for k in view.keyword_names()} - set(SYSTEM_FLAGS)
+    extra = {keywords.to_imap(k) for k in view.keywords_in_use} - set(SYSTEM_FLAGS)
     flags = [*SYSTEM_FLAGS, *sorted(extra)]
     session.write(encoder.flags(flags))
     session.write(encoder.exists(len(view)))
@@ -101,9 +101,10 @@ async def _qresync(session: Session, view: SelectedMailbox, qresync: c.QResync) 
         ranges = _gaps(view, known)
     if ranges is not None and ranges.ranges:
         session.write(session.encoder.vanished(ranges, earlier=True))
-    for i, modseq in enumerate(view.modseqs):
-        if modseq > qresync.modseq:
-            session.write_flags(view.uids[i])
+    changed = [view.uids[i] for i, modseq in enumerate(view.modseqs) if modseq > qresync.modseq]
+    if changed:
+        for current in await session.messages.views(view.mailbox_id, changed):
+            session.write_flags(current.uid, current.keywords)
 
 
 def _gaps(view: SelectedMailbox, known: SequenceSet | None) -> SequenceSet | None:

@@ -151,6 +151,10 @@ class MessageService:
         """UID, modseq and keywords of some messages (FETCH FLAGS, QRESYNC)."""
         return await self.database.read(lambda conn: emails.message_views(conn, mailbox_id, uids))
 
+    async def keywords_of(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """UID -> stored keywords (FETCH FLAGS without message data)."""
+        return await self.database.read(lambda conn: emails.keywords_of(conn, mailbox_id, uids))
+
     async def fetch_rows(
         self, mailbox_id: int, uids: Sequence[int], *, with_structure: bool
     ) -> list[FetchRow]:

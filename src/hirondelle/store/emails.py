@@ -368,7 +368,7 @@ def mailbox_columns(conn: Connection, mailbox_id: int) -> MailboxColumns:
 def _driver_rows(conn: Connection, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
     """Rows as the driver's plain tuples, for the one query whose row count is the
     mailbox size: SQLAlchemy's Row objects cost more than the query itself there."""
-    compiled = statement.compile(dialect=conn.dialect)
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
     arguments: Any = (
         tuple(params[name] for name in compiled.positiontup or ())
@@ -675,6 +675,19 @@ def message_views(conn: Connection, mailbox_id: int, uids: Sequence[int]) -> lis
             .order_by(mm.c.uid)
         )
         result.extend(MessageView(*row) for row in rows)
+    return result
+
+
+def keywords_of(conn: Connection, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+    """UID -> keywords of the given UIDs still in the mailbox (FETCH FLAGS), as plain
+    driver rows: this is read for every message of a ``FETCH 1:* FLAGS``."""
+    mm = schema.mailbox_messages
+    result: dict[int, str] = {}
+    for chunk in _range_chunks(uids):
+        statement = sa.select(mm.c.uid, mm.c.keywords).where(
+            mm.c.mailbox_id == mailbox_id, _uid_condition(mm.c.uid, chunk)
+        )
+        result.update(_driver_rows(conn, statement))
     return result
 
 

@@ -129,8 +129,7 @@ async def _fetch_light(session: Session, uids: list[int], items: list[c.FetchIte
     if A.FLAGS in items:
         for start in range(0, len(uids), 20000):
             batch = uids[start : start + 20000]
-            found = await session.messages.views(view.mailbox_id, batch)
-            keywords = {v.uid: v.keywords for v in found}
+            keywords = await session.messages.keywords_of(view.mailbox_id, batch)
             await _write_light(session, batch, items, keywords)
         return
     await _write_light(session, uids, items, keywords)
@@ -139,21 +138,35 @@ async def _fetch_light(session: Session, uids: list[int], items: list[c.FetchIte
 async def _write_light(
     session: Session, uids: list[int], items: list[c.FetchItem], keywords: dict[int, str]
 ) -> None:
+    """The same bytes FetchResponse would build, formatted directly: this loop runs for
+    every message of ``FETCH 1:* (UID FLAGS)``, which sync clients send on each run."""
     view = session.require_selected()
+    rendered: dict[str, bytes] = {}  # a mailbox has few distinct keyword sets
+    out: list[bytes] = []
     for uid in uids:
         index = view.index_of(uid)
         if index is None or (A.FLAGS in items and uid not in keywords):
             continue  # expunged meanwhile
-        response = session.encoder.fetch(index + 1)
+        parts: list[bytes] = []
         for item in items:
             if item is A.UID:
-                response.uid(uid)
+                parts.append(b"UID %d" % uid)
             elif item is A.FLAGS:
-                response.flags(session.flags_of(keywords[uid]))
+                text = keywords[uid]
+                flags = rendered.get(text)
+                if flags is None:
+                    flags = " ".join(session.flags_of(text)).encode("ascii")
+                    rendered[text] = flags
+                parts.append(b"FLAGS (" + flags + b")")
             elif item is A.MODSEQ:
-                response.modseq(view.modseqs[index])
-        session.write(response.to_bytes())
-        await session.connection.maybe_drain()
+                parts.append(b"MODSEQ (%d)" % view.modseqs[index])
+        out.append(b"* %d FETCH (" % (index + 1) + b" ".join(parts) + b")\r\n")
+        if len(out) >= 512:
+            session.write(b"".join(out))
+            out.clear()
+            await session.connection.maybe_drain()
+    if out:
+        session.write(b"".join(out))
 
 
 def _parts(row: FetchRow) -> dict[str, Part]:

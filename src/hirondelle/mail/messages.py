@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -154,6 +155,14 @@ class MessageService:
     async def keywords_of(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
         """UID -> stored keywords (FETCH FLAGS without message data)."""
         return await self.database.read(lambda conn: emails.keywords_of(conn, mailbox_id, uids))
+
+    async def stored_items(
+        self, mailbox_id: int, uids: Sequence[int], names: Sequence[str]
+    ) -> list[tuple[Any, ...]]:
+        """(UID, *stored values) for FETCH items prepared at ingest."""
+        return await self.database.read(
+            lambda conn: emails.stored_items(conn, mailbox_id, uids, names)
+        )
 
     async def fetch_rows(
         self, mailbox_id: int, uids: Sequence[int], *, with_structure: bool

@@ -664,6 +664,37 @@ def fetch_rows(
     return result
 
 
+#: Stored FETCH data by IMAP item name (ENVELOPE, BODYSTRUCTURE... rendered at ingest).
+STORED_ITEMS = {
+    "FLAGS": schema.mailbox_messages.c.keywords,
+    "MODSEQ": schema.mailbox_messages.c.modseq,
+    "INTERNALDATE": schema.emails.c.received_at,
+    "RFC822.SIZE": schema.emails.c.size,
+    "ENVELOPE": schema.emails.c.envelope,
+    "BODY": schema.emails.c.body,
+    "BODYSTRUCTURE": schema.emails.c.body_structure,
+}
+
+
+def stored_items(
+    conn: Connection, mailbox_id: int, uids: Sequence[int], names: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """(UID, *values of ``names``) per message in UID order: ``FETCH 1:* (FLAGS
+    ENVELOPE)`` is this one query joining stored bytes (DESIGN.md "Hot paths")."""
+    mm, e = schema.mailbox_messages, schema.emails
+    columns = [STORED_ITEMS[name] for name in names]
+    rows: list[tuple[Any, ...]] = []
+    for chunk in _range_chunks(uids):
+        statement = (
+            sa.select(mm.c.uid, *columns)
+            .join(e, e.c.id == mm.c.email_id)
+            .where(mm.c.mailbox_id == mailbox_id, _uid_condition(mm.c.uid, chunk))
+            .order_by(mm.c.uid)
+        )
+        rows.extend(_driver_rows(conn, statement))
+    return rows
+
+
 def message_views(conn: Connection, mailbox_id: int, uids: Sequence[int]) -> list[MessageView]:
     """UID, modseq, email id and keywords of the given UIDs still in the mailbox."""
     mm = schema.mailbox_messages

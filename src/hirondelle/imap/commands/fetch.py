@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from hirondelle.imap.commands import SELECTED, Done, No, handles
 from hirondelle.imap.proto import commands as c
 from hirondelle.imap.proto.commands import FetchAttribute as A
-from hirondelle.imap.proto.response import FetchResponse, LiteralRef
+from hirondelle.imap.proto.response import FetchResponse, LiteralRef, format_date_time
 from hirondelle.imap.proto.sequence_set import SequenceSet
 from hirondelle.mail.keywords import SEEN
 from hirondelle.store.emails import FetchRow
@@ -89,6 +89,9 @@ async def fetch(session: Session, command: c.Fetch) -> Done:
     if all(isinstance(item, A) and item in _FROM_VIEW for item in items):
         await _fetch_light(session, uids, items)
         return Done()
+    if all(isinstance(item, A) and item in _STORED for item in items):
+        await _fetch_stored(session, uids, items)
+        return Done()
     with_structure = any(_needs_structure(item) for item in items)
     for start in range(0, len(uids), 2000):
         batch = uids[start : start + 2000]
@@ -120,6 +123,73 @@ async def _vanished(session: Session, command: c.Fetch, since: int) -> None:
     gone = [u for u in changes.destroyed if command.sequence_set.contains(u, largest)]
     if gone:
         session.write(session.encoder.vanished(SequenceSet.of(*gone), earlier=True))
+
+
+#: Items answered from columns stored at ingest, without reading a blob.
+_STORED = frozenset(
+    {
+        A.UID,
+        A.FLAGS,
+        A.MODSEQ,
+        A.INTERNALDATE,
+        A.RFC822_SIZE,
+        A.ENVELOPE,
+        A.BODY,
+        A.BODYSTRUCTURE,
+    }
+)
+
+
+async def _fetch_stored(session: Session, uids: list[int], items: list[c.FetchItem]) -> None:
+    """FETCH of stored items only (the ``ALL``/``FAST``/``FULL`` macros, a message
+    list's ``FLAGS ENVELOPE``): one query per batch, lines formatted directly."""
+    view = session.require_selected()
+    names = [item.value for item in items if isinstance(item, A) and item is not A.UID]
+    position = {name: i + 1 for i, name in enumerate(names)}
+    rendered: dict[str, bytes] = {}
+    dates: dict[int, bytes] = {}
+    for start in range(0, len(uids), 5000):
+        batch = uids[start : start + 5000]
+        rows = await session.messages.stored_items(view.mailbox_id, batch, names)
+        out: list[bytes] = []
+        for row in rows:
+            uid = row[0]
+            index = view.index_of(uid)
+            if index is None:
+                continue
+            parts: list[bytes] = []
+            for item in items:
+                if item is A.UID:
+                    parts.append(b"UID %d" % uid)
+                    continue
+                value = row[position[item.value]]  # type: ignore[union-attr]
+                if item is A.FLAGS:
+                    flags = rendered.get(value)
+                    if flags is None:
+                        flags = " ".join(session.flags_of(value)).encode("ascii")
+                        rendered[value] = flags
+                    parts.append(b"FLAGS (" + flags + b")")
+                elif item is A.MODSEQ:
+                    parts.append(b"MODSEQ (%d)" % max(value, view.modseqs[index]))
+                elif item is A.INTERNALDATE:
+                    date = dates.get(value)
+                    if date is None:
+                        moment = datetime.fromtimestamp(value / 1_000_000, UTC)
+                        date = format_date_time(moment)
+                        dates[value] = date
+                    parts.append(b"INTERNALDATE " + date)
+                elif item is A.RFC822_SIZE:
+                    parts.append(b"RFC822.SIZE %d" % value)
+                else:
+                    parts.append(item.value.encode("ascii") + b" " + bytes(value))  # type: ignore[union-attr]
+            out.append(b"* %d FETCH (" % (index + 1) + b" ".join(parts) + b")\r\n")
+            if len(out) >= 256:
+                session.write(b"".join(out))
+                out.clear()
+                await session.connection.maybe_drain()
+        if out:
+            session.write(b"".join(out))
+        await session.connection.maybe_drain()
 
 
 async def _fetch_light(session: Session, uids: list[int], items: list[c.FetchItem]) -> None:

@@ -522,8 +522,7 @@ class SmtpSettings(_Section):
         default=5,
         ge=1,
         description=(
-            "Failed AUTH attempts after which a submission connection is closed with "
-            "`421 4.7.0`."
+            "Failed AUTH attempts after which a submission connection is closed with `421 4.7.0`."
         ),
     )
     verify_inbound: bool = Field(

@@ -70,6 +70,9 @@ REFUSAL_CODES = {
     Reason.STATE_CHANGED: "CANNOT",
 }
 
+#: Seconds a connection may stay idle before it has logged in.
+PRE_AUTH_TIMEOUT = 120.0
+
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
@@ -229,8 +232,13 @@ class Session:
                 return events
 
     async def read(self) -> bytes | None:
+        # RFC 9051 §5.4: at least 30 minutes once authenticated; before that a shorter
+        # timer, so idle unauthenticated connections cannot pile up.
+        timeout = self.timeout
+        if self.state is State.NOT_AUTHENTICATED:
+            timeout = min(timeout, PRE_AUTH_TIMEOUT)
         try:
-            data = await asyncio.wait_for(self.connection.read(), self.timeout)
+            data = await asyncio.wait_for(self.connection.read(), timeout)
         except TimeoutError:
             self.write(self.encoder.bye("Autologout; idle for too long"))
             await self.connection.drain()

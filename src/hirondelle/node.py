@@ -145,6 +145,7 @@ class Node:
         try:
             enabled = self.settings.listen.enabled()
             server_tls = self._server_tls(enabled)
+            tls.limit_read_buffers()
             sockets = {name: bind(endpoint) for name, endpoint in enabled.items()}
             addresses = {name: _address(sock) for name, sock in sockets.items()}
             for name, sock in sockets.items():

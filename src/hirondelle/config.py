@@ -536,12 +536,60 @@ class SmtpSettings(_Section):
 
 
 class IdentitySettings(_Section):
-    """Accounts and passwords."""
+    """Accounts, passwords, login rate limits and the audit log."""
 
     password_min_length: Count = Field(
         default=10,
         ge=1,
         description="The fewest characters a new password may have.",
+    )
+    account_failures: Count = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Failed logins to one account within `failure_window_seconds` after which the "
+            "account is locked out (except from addresses it logged in from before)."
+        ),
+    )
+    address_failures: Count = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Failed logins from one remote address within `failure_window_seconds` after "
+            "which that address is refused for a while, whatever account it tries."
+        ),
+    )
+    failure_window_seconds: Count = Field(
+        default=900,
+        ge=1,
+        description="The sliding window in which failed logins are counted.",
+    )
+    lockout_seconds: Count = Field(
+        default=900,
+        ge=1,
+        description=(
+            "How long the first lockout lasts; each further lockout within a day doubles "
+            "it, up to `max_lockout_seconds`."
+        ),
+    )
+    max_lockout_seconds: Count = Field(
+        default=86400,
+        ge=1,
+        description="The longest a lockout lasts, however often it recurs.",
+    )
+    verification_cache_seconds: Count = Field(
+        default=300,
+        ge=0,
+        description=(
+            "How long a successful password check is remembered in memory, so that DAV and "
+            "JMAP clients sending Basic credentials on every request do not pay argon2 each "
+            "time; 0 turns the cache off."
+        ),
+    )
+    audit_retention_days: Count = Field(
+        default=90,
+        ge=1,
+        description="How long rows of the authentication audit log are kept.",
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from hirondelle.config import Settings
 from hirondelle.identity.accounts import AccountService
+from hirondelle.identity.app_passwords import AppPasswordService
 from hirondelle.identity.authentication import Authenticator
 from hirondelle.mail.delivery import MailService
 from hirondelle.mail.recipients import AliasService
@@ -28,6 +29,7 @@ class Services:
     accounts: AccountService
     aliases: AliasService
     authenticator: Authenticator
+    app_passwords: AppPasswordService
     mail: MailService
 
     def close(self) -> None:
@@ -60,6 +62,7 @@ def open_services(settings: Settings, *, upgrade_schema: bool = True) -> Service
             database, blobs, password_min_length=settings.identity.password_min_length
         ),
         aliases=AliasService(database),
-        authenticator=Authenticator(database),
+        authenticator=Authenticator(database, settings.identity),
+        app_passwords=AppPasswordService(database),
         mail=MailService(database, blobs),
     )

@@ -1,28 +1,41 @@
 """The one gate every login goes through, on every protocol.
 
 DESIGN.md "Identity and security": IMAP, POP3, SMTP submission, DAV, JMAP and the web
-all call :meth:`Authenticator.authenticate`. It checks the account (exists, not
-disabled), the secret, then the account's switch for the protocol, and writes one audit
-row per attempt (time, protocol, remote address, client id, outcome, reason).
+all call :meth:`Authenticator.authenticate`. It checks, in order, the rate limits
+(:mod:`hirondelle.identity.rate_limits`; a refused attempt costs no argon2 work), the
+secret (the account's password, or one of its app passwords), the account (exists, not
+disabled), the second-factor rule and the account's switch for the protocol, and writes
+one audit row per attempt (time, protocol, remote address, client id, outcome, reason).
 
 What the client learns is deliberately less than what the audit log records: a wrong
 password, an unknown address and a disabled account all look the same
-(``Outcome.FAILED``); that a protocol is switched off for the account is said only to
-someone who proved the password, so it reveals nothing to a guesser.
+(``Outcome.FAILED``); that a protocol is switched off, or that an app password is
+needed, is said only to someone who proved the password, so it reveals nothing to a
+guesser. Rate limits apply to unknown addresses exactly as to real ones.
 
-The identity issue extends this gate (rate limits first, app passwords, second
-factors, a verification cache); protocols only ever see :class:`AuthResult`.
+Successful checks are remembered for a few minutes
+(:mod:`hirondelle.identity.verification_cache`) because DAV and JMAP clients send their
+credentials with every request; argon2 itself runs on a worker pool.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sqlalchemy.engine import Connection
+
+from hirondelle.config import IdentitySettings
 from hirondelle.errors import Refused
+from hirondelle.identity.app_passwords import looks_like_app_password
 from hirondelle.identity.passwords import verify_password
+from hirondelle.identity.rate_limits import InProcessRateLimiter, Limits, RateLimiter
+from hirondelle.identity.verification_cache import VerificationCache
 from hirondelle.mail.addresses import normalize_address
-from hirondelle.store import audit, directory
+from hirondelle.store import audit, credentials, directory
+from hirondelle.store.credentials import AppPassword
 from hirondelle.store.database import Database, WriteContext, now_us
 from hirondelle.store.directory import Account
 
@@ -35,27 +48,68 @@ PROTOCOL_SWITCH = {
     "jmap": "web",
     "web": "web",
 }
+# Where an account with a second factor must use an app password: clients that cannot
+# ask for the second factor.
+APP_PASSWORD_ONLY = frozenset({"imap", "pop3", "smtp", "dav"})
+# Reasons that count as a guess for the rate limits.
+GUESS_REASONS = frozenset(
+    {"unknown-account", "bad-password", "account-disabled", "app-password-protocol"}
+)
+# The audit log is pruned at most this often, by the login that finds it due.
+PRUNE_INTERVAL_SECONDS = 3600.0
+# An app password's last use is written again only after this long (or from elsewhere).
+LAST_USE_GRANULARITY_US = 60_000_000
 
 
 class Outcome(StrEnum):
     SUCCESS = "success"
     FAILED = "failed"  # what the client is told for any wrong credential
     PROTOCOL_DISABLED = "protocol-disabled"
+    RATE_LIMITED = "rate-limited"  # try again after AuthResult.retry_after seconds
+    APP_PASSWORD_REQUIRED = "app-password-required"  # right password, second factor on
 
 
 @dataclass(frozen=True, slots=True)
 class AuthResult:
     outcome: Outcome
     account: Account | None = None
+    retry_after: int = 0
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.SUCCESS
 
 
+@dataclass(frozen=True, slots=True)
+class _Found:
+    account: Account | None
+    second_factor: bool
+    app_passwords: tuple[AppPassword, ...]
+
+
+def limits_of(settings: IdentitySettings) -> Limits:
+    return Limits(
+        account_failures=settings.account_failures,
+        address_failures=settings.address_failures,
+        window_seconds=float(settings.failure_window_seconds),
+        lockout_seconds=float(settings.lockout_seconds),
+        max_lockout_seconds=float(settings.max_lockout_seconds),
+    )
+
+
 class Authenticator:
-    def __init__(self, database: Database) -> None:
+    def __init__(
+        self,
+        database: Database,
+        settings: IdentitySettings | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.database = database
+        self.settings = settings if settings is not None else IdentitySettings()
+        self.limiter = limiter or InProcessRateLimiter(limits_of(self.settings))
+        self.cache = VerificationCache(float(self.settings.verification_cache_seconds))
+        self._next_prune = 0.0
 
     async def authenticate(
         self,
@@ -71,40 +125,134 @@ class Authenticator:
             raise ValueError(f"unknown protocol {protocol!r}")
         typed = address.strip().lower()[:320]
         try:
-            normalized = normalize_address(address)
+            normalized: str | None = normalize_address(address)
         except Refused:
             normalized = None
-        account = (
-            await self.database.read(lambda conn: directory.get_account(conn, normalized))
-            if normalized is not None
-            else None
-        )
-        password_hash = account.password_hash if account is not None else None
-        # Always pay for one verification so that timing does not tell accounts apart.
-        password_ok = await verify_password(password_hash, secret)
+        key = normalized or typed
+
+        wait = self.limiter.retry_after(key, remote)
+        if wait > 0:
+            result = AuthResult(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(wait)))
+            await self._audit(key, None, protocol, remote, client_id, result, "rate-limited")
+            return result
+
+        found = await self._find(normalized, secret)
+        account = found.account
+        verified, app_password = await self._verify(found, secret)
         if account is None:
             result, reason = AuthResult(Outcome.FAILED), "unknown-account"
-        elif password_hash is None or not password_ok:
+        elif not verified:
             result, reason = AuthResult(Outcome.FAILED), "bad-password"
         elif account.disabled:
             result, reason = AuthResult(Outcome.FAILED), "account-disabled"
+        elif app_password is not None and protocol not in app_password.protocols:
+            result, reason = AuthResult(Outcome.FAILED), "app-password-protocol"
+        elif app_password is None and found.second_factor and protocol in APP_PASSWORD_ONLY:
+            result, reason = AuthResult(Outcome.APP_PASSWORD_REQUIRED), "app-password-required"
         elif not account.allows(switch):
             result, reason = AuthResult(Outcome.PROTOCOL_DISABLED), f"{switch}-disabled"
         else:
             result, reason = AuthResult(Outcome.SUCCESS, account), ""
+            if app_password is not None:
+                reason = f"app-password {app_password.id}"
+
+        if reason in GUESS_REASONS:
+            if self.limiter.record_failure(key, remote) and account is not None:
+                self.cache.forget_account(account.id)
+        elif result.ok:
+            self.limiter.record_success(key, remote)
+        used = app_password if result.ok else None
+        await self._audit(
+            key, account.id if account else None, protocol, remote, client_id, result, reason, used
+        )
+        return result
+
+    async def _find(self, normalized: str | None, secret: str) -> _Found:
+        if normalized is None:
+            return _Found(None, False, ())
+        try_app_passwords = looks_like_app_password(secret)
+
+        def read(conn: Connection) -> _Found:
+            account = directory.get_account(conn, normalized)
+            if account is None:
+                return _Found(None, False, ())
+            return _Found(
+                account,
+                credentials.has_second_factor(conn, account.id),
+                tuple(credentials.list_app_passwords(conn, account.id))
+                if try_app_passwords
+                else (),
+            )
+
+        return await self.database.read(read)
+
+    async def _verify(self, found: _Found, secret: str) -> tuple[bool, AppPassword | None]:
+        """Whether ``secret`` is the account's password or one of its app passwords
+        (which one). Always pays for at least one argon2 check on a cache miss, also for
+        an unknown account, so that timing does not tell accounts apart."""
+        account = found.account
+        if account is not None:
+            hit = self.cache.get(account.id, account.credentials_version, secret)
+            if hit is not None:
+                if hit.app_password_id is None:
+                    return True, None
+                for candidate in found.app_passwords:
+                    if candidate.id == hit.app_password_id:
+                        return True, candidate
+        password_hash = account.password_hash if account is not None else None
+        if await verify_password(password_hash, secret):
+            assert account is not None  # a dummy hash never verifies
+            self.cache.put(account.id, account.credentials_version, secret, None)
+            return True, None
+        for candidate in found.app_passwords:
+            if await verify_password(candidate.hash, secret.strip().lower()):
+                assert account is not None
+                self.cache.put(account.id, account.credentials_version, secret, candidate.id)
+                return True, candidate
+        return False, None
+
+    async def _audit(
+        self,
+        address: str,
+        account_id: int | None,
+        protocol: str,
+        remote: str,
+        client_id: str,
+        result: AuthResult,
+        reason: str,
+        app_password: AppPassword | None = None,
+    ) -> None:
+        at = now_us()
         entry = audit.AuditEntry(
-            at=now_us(),
+            at=at,
             protocol=protocol,
             remote=remote,
             client_id=client_id,
-            address=normalized or typed,
-            account_id=account.id if account is not None else None,
+            address=address,
+            account_id=account_id,
             outcome=result.outcome.value,
             reason=reason,
         )
+        touch = app_password is not None and (
+            app_password.last_used_at is None
+            or at - app_password.last_used_at >= LAST_USE_GRANULARITY_US
+            or app_password.last_used_remote != remote[:64]
+        )
+        prune_before = None
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
+            prune_before = at - self.settings.audit_retention_days * 86_400_000_000
 
         def write(ctx: WriteContext) -> None:
             audit.record(ctx, entry)
+            if touch and app_password is not None:
+                credentials.record_app_password_use(ctx, app_password.id, at, remote)
+            if prune_before is not None:
+                audit.prune(ctx, before=prune_before)
 
         await self.database.write(write)
-        return result
+
+    async def prune_audit(self) -> int:
+        """Drop audit rows older than ``audit_retention_days``; returns how many."""
+        before = now_us() - self.settings.audit_retention_days * 86_400_000_000
+        return await self.database.write(lambda ctx: audit.prune(ctx, before=before))

@@ -23,8 +23,8 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 from hirondelle.errors import Reason, Refused
-from hirondelle.identity.authentication import Outcome
 from hirondelle.imap.commands import DISPATCH, Bad, Done, No, State
+from hirondelle.imap.commands.authenticate import check_login
 from hirondelle.imap.proto import commands as c
 from hirondelle.imap.proto.parser import (
     CommandParser,
@@ -351,14 +351,8 @@ class Session:
         result = await self.services.authenticator.authenticate(
             username, password, protocol="imap", remote=self.remote, client_id=self.client_id
         )
-        if result.outcome is Outcome.PROTOCOL_DISABLED:
-            raise No(
-                "IMAP access is disabled for this account / l'accès IMAP est désactivé pour "
-                "ce compte",
-                "CONTACTADMIN",
-            )
-        if not result.ok or result.account is None:
-            raise No("Invalid credentials", "AUTHENTICATIONFAILED")
+        check_login(result)  # raises No with the refusal's response code
+        assert result.account is not None
         self.account = result.account
         self.state = State.AUTHENTICATED
         await self._subscribe(result.account.id)

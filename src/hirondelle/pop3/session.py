@@ -275,6 +275,24 @@ class Session:
         result = await self.services.authenticator.authenticate(
             address, secret, protocol="pop3", remote=self.transport.peer
         )
+        if result.outcome is Outcome.RATE_LIMITED:
+            # RFC 3206 §4: SYS/TEMP, a passing condition; the client may retry later.
+            self.write(
+                proto.err(
+                    f"too many failed logins, try again in {result.retry_after} seconds",
+                    code="SYS/TEMP",
+                )
+            )
+            return
+        if result.outcome is Outcome.APP_PASSWORD_REQUIRED:
+            self.write(
+                proto.err(
+                    "this account has a second factor: use an app password / ce compte a "
+                    "un second facteur : utilisez un mot de passe d'application",
+                    code="AUTH",
+                )
+            )
+            return
         if result.outcome is Outcome.PROTOCOL_DISABLED:
             self.write(proto.err("POP3 is disabled for this account", code="AUTH"))
             return

@@ -408,6 +408,7 @@ class SmtpServer(SMTP):
                 password.decode("utf-8"),
                 protocol="smtp",
                 remote=self.client_ip,
+                client_id=self.state().host_name or "",
             )
         except UnicodeDecodeError:
             result = None
@@ -417,6 +418,19 @@ class SmtpServer(SMTP):
                 success=True,
                 auth_data=result.account,
                 message="235 2.7.0 Authentication successful",
+            )
+        if result is not None and result.outcome is Outcome.RATE_LIMITED:
+            # RFC 4954 §6: 454 4.7.0, a temporary failure; not counted against the
+            # connection's failures (the limiter already refuses without any work).
+            return AuthResult(
+                success=False,
+                handled=False,
+                message=f"454 4.7.0 Too many failed logins, try again in "
+                f"{result.retry_after} seconds",
+            )
+        if result is not None and result.outcome is Outcome.APP_PASSWORD_REQUIRED:
+            return await self._failed(
+                "535 5.7.8 This account has a second factor: use an app password"
             )
         if result is not None and result.outcome is Outcome.PROTOCOL_DISABLED:
             return await self._failed("535 5.7.8 SMTP is switched off for this account")

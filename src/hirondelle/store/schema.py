@@ -357,3 +357,45 @@ dkim_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("domain", "selector"),
 )
+
+# -- identity (issue 6): app passwords and second factors --------------------------------
+
+# Per-device passwords for clients that cannot do a second factor (DESIGN.md "Identity
+# and security"); only an argon2 hash is kept. Revoked rows stay for the listing.
+app_passwords = sa.Table(
+    "app_passwords",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("label", sa.String(100), nullable=False),
+    # Comma-separated client protocols: imap, pop3, smtp, dav, jmap.
+    sa.Column("protocols", sa.String(100), nullable=False),
+    sa.Column("hash", sa.String(200), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("last_used_remote", sa.String(64), nullable=False, default=""),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+# An account's second factors (TOTP, WebAuthn: a later part of issue 6). Having one makes
+# the main password useless on IMAP, POP3, SMTP and DAV: those need an app password.
+second_factors = sa.Table(
+    "second_factors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)

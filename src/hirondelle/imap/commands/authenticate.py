@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hirondelle.identity.authentication import AuthResult, Outcome
 from hirondelle.imap.commands import Bad, Done, No, State, handles
 from hirondelle.imap.proto import commands as c
 from hirondelle.imap.proto.parser import SaslResponse
@@ -19,6 +20,30 @@ if TYPE_CHECKING:
     from hirondelle.imap.session import Session
 
 NOT_AUTHENTICATED = (State.NOT_AUTHENTICATED,)
+
+
+def check_login(result: AuthResult) -> None:
+    """RFC 9051 §7.1 response codes for a refused login (RFC 5530 UNAVAILABLE,
+    AUTHENTICATIONFAILED, CONTACTADMIN); returns when the login succeeded."""
+    if result.outcome is Outcome.RATE_LIMITED:
+        raise No(
+            f"Too many failed logins, try again in {result.retry_after} seconds / trop "
+            f"d'échecs de connexion, réessayez dans {result.retry_after} secondes",
+            "UNAVAILABLE",
+        )
+    if result.outcome is Outcome.APP_PASSWORD_REQUIRED:
+        raise No(
+            "This account has a second factor: use an app password / ce compte a un "
+            "second facteur : utilisez un mot de passe d'application",
+            "AUTHENTICATIONFAILED",
+        )
+    if result.outcome is Outcome.PROTOCOL_DISABLED:
+        raise No(
+            "IMAP access is disabled for this account / l'accès IMAP est désactivé pour ce compte",
+            "CONTACTADMIN",
+        )
+    if not result.ok or result.account is None:
+        raise No("Invalid credentials", "AUTHENTICATIONFAILED")
 
 
 @handles(c.StartTLS, NOT_AUTHENTICATED)

@@ -1,0 +1,131 @@
+"""Login rate limits: sliding windows of failures per remote address and per account,
+with exponential back-off (DESIGN.md "Identity and security").
+
+A guesser is slowed in two ways: too many failures from one address refuse that address
+whatever account it tries; too many failures against one account lock the account out,
+except from addresses it logged in from before, so an attacker cannot lock the real
+user out. Lockouts double each time they recur within a day, up to a ceiling.
+
+This limiter keeps its state in process memory; :class:`RateLimiter` is the protocol a
+store-backed one (shared by the nodes of a cluster) will implement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Lockouts recurring within this time double in length.
+STRIKE_MEMORY_SECONDS = 86400.0
+# Addresses an account logged in from are remembered this long, for so many accounts.
+KNOWN_GOOD_SECONDS = 30 * 86400.0
+MAX_TRACKED_KEYS = 100_000
+MAX_KNOWN_GOOD_PER_ACCOUNT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    account_failures: int = 10
+    address_failures: int = 30
+    window_seconds: float = 900.0
+    lockout_seconds: float = 900.0
+    max_lockout_seconds: float = 86400.0
+
+
+class RateLimiter(Protocol):
+    def retry_after(self, account: str, remote: str) -> float:
+        """Seconds until ``remote`` may try ``account`` again; 0 when it may now."""
+        ...
+
+    def record_failure(self, account: str, remote: str) -> bool:
+        """Count a failed login; True when this failure locks the account out."""
+        ...
+
+    def record_success(self, account: str, remote: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _Window:
+    failures: deque[float] = field(default_factory=deque)
+    locked_until: float = 0.0
+    strikes: int = 0
+    last_lockout: float = 0.0
+
+
+class InProcessRateLimiter:
+    """The limiter of a single node. ``account`` is the address as the client typed it,
+    normalized: unknown addresses are limited exactly like real ones, so the limiter
+    reveals nothing about which accounts exist."""
+
+    def __init__(self, limits: Limits, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.clock = clock
+        self._accounts: OrderedDict[str, _Window] = OrderedDict()
+        self._remotes: OrderedDict[str, _Window] = OrderedDict()
+        self._known_good: OrderedDict[str, dict[str, float]] = OrderedDict()
+
+    def retry_after(self, account: str, remote: str) -> float:
+        now = self.clock()
+        wait = self._wait(self._remotes.get(remote), now)
+        if not self.is_known_good(account, remote):
+            wait = max(wait, self._wait(self._accounts.get(account), now))
+        return wait
+
+    def record_failure(self, account: str, remote: str) -> bool:
+        now = self.clock()
+        self._count(self._remotes, remote, self.limits.address_failures, now)
+        return self._count(self._accounts, account, self.limits.account_failures, now)
+
+    def record_success(self, account: str, remote: str) -> None:
+        now = self.clock()
+        # The per-address window is left alone: one valid account must not let an
+        # address reset its count and go on guessing others.
+        window = self._accounts.get(account)
+        if window is not None:
+            window.failures.clear()
+        remotes = self._known_good.setdefault(account, {})
+        self._known_good.move_to_end(account)
+        remotes[remote] = now
+        if len(remotes) > MAX_KNOWN_GOOD_PER_ACCOUNT:
+            del remotes[min(remotes, key=remotes.__getitem__)]
+        while len(self._known_good) > MAX_TRACKED_KEYS:
+            self._known_good.popitem(last=False)
+
+    def is_known_good(self, account: str, remote: str) -> bool:
+        seen = self._known_good.get(account, {}).get(remote)
+        return seen is not None and self.clock() - seen < KNOWN_GOOD_SECONDS
+
+    @staticmethod
+    def _wait(window: _Window | None, now: float) -> float:
+        if window is None or window.locked_until <= now:
+            return 0.0
+        return window.locked_until - now
+
+    def _count(
+        self, table: OrderedDict[str, _Window], key: str, threshold: int, now: float
+    ) -> bool:
+        window = table.get(key)
+        if window is None:
+            window = table[key] = _Window()
+            while len(table) > MAX_TRACKED_KEYS:
+                table.popitem(last=False)
+        table.move_to_end(key)
+        failures = window.failures
+        failures.append(now)
+        while failures and failures[0] <= now - self.limits.window_seconds:
+            failures.popleft()
+        if len(failures) < threshold:
+            return False
+        failures.clear()
+        if now - window.last_lockout > STRIKE_MEMORY_SECONDS:
+            window.strikes = 0
+        lockout = min(
+            self.limits.lockout_seconds * 2**window.strikes, self.limits.max_lockout_seconds
+        )
+        window.strikes = min(window.strikes + 1, 32)
+        window.last_lockout = now
+        window.locked_until = now + lockout
+        return True

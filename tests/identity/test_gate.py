@@ -1,0 +1,219 @@
+"""The login gate at service level, on both backends: rate limits and lockout, the
+known-good address bypass, app passwords, the second-factor rule, the verification
+cache and the audit log."""
+
+from __future__ import annotations
+
+import pytest
+
+from hirondelle.identity import passwords
+from hirondelle.identity.app_passwords import looks_like_app_password
+from hirondelle.identity.authentication import Outcome
+from hirondelle.services import Services
+from hirondelle.store import audit
+from hirondelle.store.directory import Account
+from tests.identity.conftest import ALICE, PASSWORD, add_second_factor
+
+ATTACKER = "192.0.2.66"
+HOME = "198.51.100.7"
+
+
+@pytest.fixture
+def argon2_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts argon2 verifications (the expensive work the gate must avoid)."""
+    calls: list[str] = []
+    real = passwords.verify_password_sync
+
+    def counting(password_hash: str, password: str) -> bool:
+        calls.append(password_hash)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(passwords, "verify_password_sync", counting)
+    return calls
+
+
+async def login(
+    services: Services,
+    secret: str = PASSWORD,
+    *,
+    address: str = ALICE,
+    protocol: str = "imap",
+    remote: str = HOME,
+    expect: Outcome = Outcome.SUCCESS,
+) -> int:
+    result = await services.authenticator.authenticate(
+        address, secret, protocol=protocol, remote=remote, client_id="test"
+    )
+    assert result.outcome is expect, result
+    return result.retry_after
+
+
+async def test_right_password_succeeds_and_is_audited(services: Services, alice: Account) -> None:
+    await login(services)
+    rows = await services.database.read(lambda c: audit.query(c, address=ALICE))
+    assert [(r.outcome, r.remote, r.client_id, r.account_id) for r in rows] == [
+        ("success", HOME, "test", alice.id)
+    ]
+
+
+async def test_account_locked_after_failures_refuses_without_argon2(
+    services: Services, alice: Account, argon2_calls: list[str]
+) -> None:
+    for _ in range(5):
+        await login(services, "wrong", remote=ATTACKER, expect=Outcome.FAILED)
+    before = len(argon2_calls)
+    retry_after = await login(services, PASSWORD, remote="203.0.113.9", expect=Outcome.RATE_LIMITED)
+    assert 55 <= retry_after <= 60
+    assert len(argon2_calls) == before
+    rows = await services.database.read(lambda c: audit.query(c, address=ALICE, limit=1))
+    assert (rows[0].outcome, rows[0].reason) == ("rate-limited", "rate-limited")
+
+
+async def test_known_good_address_bypasses_account_lockout(
+    services: Services, alice: Account
+) -> None:
+    await login(services, remote=HOME)
+    for _ in range(5):
+        await login(services, "wrong", remote=ATTACKER, expect=Outcome.FAILED)
+    await login(services, remote=ATTACKER, expect=Outcome.RATE_LIMITED)
+    await login(services, remote=HOME)
+
+
+async def test_address_limit_applies_across_accounts_and_to_unknown_ones(
+    services: Services, alice: Account
+) -> None:
+    for n in range(8):
+        await login(
+            services, "x", address=f"nobody{n}@example.test", remote=ATTACKER, expect=Outcome.FAILED
+        )
+    await login(
+        services, address="other@example.test", remote=ATTACKER, expect=Outcome.RATE_LIMITED
+    )
+
+
+async def test_address_limit_holds_even_for_a_known_good_address(
+    services: Services, alice: Account
+) -> None:
+    await login(services, remote=ATTACKER)
+    for n in range(8):
+        await login(
+            services, "x", address=f"n{n}@example.test", remote=ATTACKER, expect=Outcome.FAILED
+        )
+    await login(services, remote=ATTACKER, expect=Outcome.RATE_LIMITED)
+
+
+async def test_lockouts_double_up_to_the_ceiling(services: Services, alice: Account) -> None:
+    limiter = services.authenticator.limiter
+    clock = [1000.0]
+    limiter.clock = lambda: clock[0]  # type: ignore[attr-defined]
+    waits = []
+    for _ in range(4):
+        for _ in range(5):
+            limiter.record_failure("bob@example.test", "")
+        waits.append(limiter.retry_after("bob@example.test", "192.0.2.1"))
+        clock[0] += waits[-1]
+    assert waits == [60.0, 120.0, 240.0, 240.0]
+
+
+async def test_failures_outside_the_window_do_not_count(services: Services) -> None:
+    limiter = services.authenticator.limiter
+    clock = [1000.0]
+    limiter.clock = lambda: clock[0]  # type: ignore[attr-defined]
+    for _ in range(4):
+        limiter.record_failure("bob@example.test", "")
+    clock[0] += 601
+    assert not limiter.record_failure("bob@example.test", "")
+    assert limiter.retry_after("bob@example.test", "") == 0
+
+
+async def test_disabled_account_fails_like_a_wrong_password(
+    services: Services, alice: Account
+) -> None:
+    await services.accounts.update_account(ALICE, disabled=True)
+    await login(services, expect=Outcome.FAILED)
+
+
+async def test_cache_hit_skips_argon2(
+    services: Services, alice: Account, argon2_calls: list[str]
+) -> None:
+    await login(services, protocol="dav")
+    first = len(argon2_calls)
+    for _ in range(20):
+        await login(services, protocol="dav")
+    assert first == 1 and len(argon2_calls) == first
+
+
+async def test_password_change_invalidates_the_cache(
+    services: Services, alice: Account, argon2_calls: list[str]
+) -> None:
+    await login(services)
+    await services.accounts.set_password(ALICE, "a brand new password")
+    await login(services, expect=Outcome.FAILED)
+    await login(services, "a brand new password")
+
+
+async def test_lockout_drops_cached_verifications(services: Services, alice: Account) -> None:
+    await login(services)
+    assert len(services.authenticator.cache) == 1
+    for _ in range(5):
+        await login(services, "wrong", remote=ATTACKER, expect=Outcome.FAILED)
+    assert len(services.authenticator.cache) == 0
+
+
+async def test_cache_never_holds_the_secret(services: Services, alice: Account) -> None:
+    await login(services)
+    entries = services.authenticator.cache._entries  # what is stored
+    assert all(PASSWORD.encode() not in key for key in entries)
+
+
+async def test_app_password_is_shown_once_and_works_for_its_protocols(
+    services: Services, alice: Account
+) -> None:
+    app_password, secret = await services.app_passwords.add(ALICE, "Phone", ["imap", "smtp"])
+    assert looks_like_app_password(secret)
+    assert secret not in app_password.hash
+    await login(services, secret, protocol="imap")
+    await login(services, secret.upper(), protocol="smtp")
+    await login(services, secret, protocol="pop3", expect=Outcome.FAILED)
+    await login(services, secret, protocol="dav", expect=Outcome.FAILED)
+    [listed] = await services.app_passwords.list(ALICE)
+    assert (listed.label, listed.protocols, listed.last_used_remote) == (
+        "Phone",
+        ("imap", "smtp"),
+        HOME,
+    )
+    assert listed.last_used_at is not None
+
+
+async def test_revoked_app_password_is_refused_even_when_cached(
+    services: Services, alice: Account
+) -> None:
+    app_password, secret = await services.app_passwords.add(ALICE, "Laptop", ["dav"])
+    await login(services, secret, protocol="dav")
+    await services.app_passwords.revoke(ALICE, app_password.id)
+    await login(services, secret, protocol="dav", expect=Outcome.FAILED)
+    assert await services.app_passwords.list(ALICE) == []
+    [revoked] = await services.app_passwords.list(ALICE, include_revoked=True)
+    assert revoked.revoked_at is not None
+
+
+async def test_second_factor_refuses_main_password_on_client_protocols(
+    services: Services, alice: Account
+) -> None:
+    await add_second_factor(services, alice)
+    for protocol in ("imap", "pop3", "smtp", "dav"):
+        await login(services, protocol=protocol, expect=Outcome.APP_PASSWORD_REQUIRED)
+    await login(services, "wrong", protocol="imap", expect=Outcome.FAILED)
+    await login(services, protocol="web")
+    _, secret = await services.app_passwords.add(ALICE, "Phone", ["imap"])
+    await login(services, secret, protocol="imap")
+
+
+async def test_audit_prune_keeps_recent_rows(services: Services, alice: Account) -> None:
+    await login(services)
+    assert await services.authenticator.prune_audit() == 0
+    old = audit.AuditEntry(1, "imap", "", "", ALICE, alice.id, "failed", "bad-password")
+    await services.database.write(lambda ctx: audit.record(ctx, old))
+    assert await services.authenticator.prune_audit() == 1
+    rows = await services.database.read(lambda c: audit.query(c, address=ALICE))
+    assert [r.outcome for r in rows] == ["success"]

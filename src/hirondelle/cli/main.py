@@ -604,3 +604,9 @@ from hirondelle.cli import mail_admin  # noqa: E402  (it imports the helpers abo
 
 for command in mail_admin.COMMANDS:
     main.add_command(command)
+
+# -- identity (app passwords, audit) ----------------------------------------------------
+
+from hirondelle.cli import identity_admin  # noqa: E402  (it imports the helpers above)
+
+identity_admin.register(main, account)

@@ -252,6 +252,16 @@ class Authenticator:
 
         await self.database.write(write)
 
+    async def attempts(
+        self, *, address: str | None = None, since: int | None = None, limit: int = 1000
+    ) -> list[audit.AuditEntry]:
+        """The audit log, newest first: every attempt, or those naming ``address``
+        (as typed, normalized), since ``since`` (microseconds)."""
+        key = normalize_address(address) if address is not None else None
+        return await self.database.read(
+            lambda conn: audit.query(conn, address=key, since=since, limit=limit)
+        )
+
     async def prune_audit(self) -> int:
         """Drop audit rows older than ``audit_retention_days``; returns how many."""
         before = now_us() - self.settings.audit_retention_days * 86_400_000_000

@@ -4,6 +4,8 @@ cache and the audit log."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hirondelle.identity import passwords
@@ -217,3 +219,20 @@ async def test_audit_prune_keeps_recent_rows(services: Services, alice: Account)
     assert await services.authenticator.prune_audit() == 1
     rows = await services.database.read(lambda c: audit.query(c, address=ALICE))
     assert [r.outcome for r in rows] == ["success"]
+
+
+async def test_parallel_guesses_cannot_outrun_the_lockout(
+    services: Services, alice: Account, argon2_calls: list[str]
+) -> None:
+    results = await asyncio.gather(
+        *(
+            services.authenticator.authenticate(
+                ALICE, f"guess {n}", protocol="imap", remote=ATTACKER
+            )
+            for n in range(50)
+        )
+    )
+    outcomes = [r.outcome for r in results]
+    assert outcomes.count(Outcome.FAILED) <= 5
+    assert outcomes.count(Outcome.RATE_LIMITED) >= 45
+    assert len(argon2_calls) <= 5

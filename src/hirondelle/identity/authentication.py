@@ -136,9 +136,14 @@ class Authenticator:
             await self._audit(key, None, protocol, remote, client_id, result, "rate-limited")
             return result
 
-        found = await self._find(normalized, secret)
+        self.limiter.begin(key, remote)
+        try:
+            found = await self._find(normalized, secret)
+            verified, app_password = await self._verify(found, secret)
+        except BaseException:
+            self.limiter.end(key, remote)
+            raise
         account = found.account
-        verified, app_password = await self._verify(found, secret)
         if account is None:
             result, reason = AuthResult(Outcome.FAILED), "unknown-account"
         elif not verified:
@@ -156,6 +161,7 @@ class Authenticator:
             if app_password is not None:
                 reason = f"app-password {app_password.id}"
 
+        self.limiter.end(key, remote)
         if reason in GUESS_REASONS:
             if self.limiter.record_failure(key, remote) and account is not None:
                 self.cache.forget_account(account.id)

@@ -46,10 +46,21 @@ class RateLimiter(Protocol):
 
     def record_success(self, account: str, remote: str) -> None: ...
 
+    def begin(self, account: str, remote: str) -> None:
+        """An attempt that passed :meth:`retry_after` is being checked."""
+        ...
+
+    def end(self, account: str, remote: str) -> None:
+        """That check is over (its failure or success was recorded)."""
+        ...
+
 
 @dataclass(slots=True)
 class _Window:
     failures: deque[float] = field(default_factory=deque)
+    # Attempts being checked now: counted as failures until they are decided, so that
+    # guesses sent in parallel cannot all slip in before the first one is counted.
+    pending: int = 0
     locked_until: float = 0.0
     strikes: int = 0
     last_lockout: float = 0.0
@@ -69,10 +80,21 @@ class InProcessRateLimiter:
 
     def retry_after(self, account: str, remote: str) -> float:
         now = self.clock()
-        wait = self._wait(self._remotes.get(remote), now)
+        limits = self.limits
+        wait = self._wait(self._remotes.get(remote), limits.address_failures, now)
         if not self.is_known_good(account, remote):
-            wait = max(wait, self._wait(self._accounts.get(account), now))
+            wait = max(wait, self._wait(self._accounts.get(account), limits.account_failures, now))
         return wait
+
+    def begin(self, account: str, remote: str) -> None:
+        self._window(self._remotes, remote).pending += 1
+        self._window(self._accounts, account).pending += 1
+
+    def end(self, account: str, remote: str) -> None:
+        for table, key in ((self._remotes, remote), (self._accounts, account)):
+            window = table.get(key)
+            if window is not None and window.pending > 0:
+                window.pending -= 1
 
     def record_failure(self, account: str, remote: str) -> bool:
         now = self.clock()
@@ -98,21 +120,29 @@ class InProcessRateLimiter:
         seen = self._known_good.get(account, {}).get(remote)
         return seen is not None and self.clock() - seen < KNOWN_GOOD_SECONDS
 
-    @staticmethod
-    def _wait(window: _Window | None, now: float) -> float:
-        if window is None or window.locked_until <= now:
+    def _wait(self, window: _Window | None, threshold: int, now: float) -> float:
+        if window is None:
             return 0.0
-        return window.locked_until - now
+        if window.locked_until > now:
+            return window.locked_until - now
+        # Not locked, but the guesses in flight would reach the threshold: wait for them.
+        recent = sum(1 for at in window.failures if at > now - self.limits.window_seconds)
+        return 1.0 if recent + window.pending >= threshold else 0.0
 
-    def _count(
-        self, table: OrderedDict[str, _Window], key: str, threshold: int, now: float
-    ) -> bool:
+    @staticmethod
+    def _window(table: OrderedDict[str, _Window], key: str) -> _Window:
         window = table.get(key)
         if window is None:
             window = table[key] = _Window()
             while len(table) > MAX_TRACKED_KEYS:
                 table.popitem(last=False)
         table.move_to_end(key)
+        return window
+
+    def _count(
+        self, table: OrderedDict[str, _Window], key: str, threshold: int, now: float
+    ) -> bool:
+        window = self._window(table, key)
         failures = window.failures
         failures.append(now)
         while failures and failures[0] <= now - self.limits.window_seconds:

@@ -84,6 +84,33 @@ def test_journal_changes_append_new_messages_and_queue_removals(
     assert view.pending_expunge == set(uids[:2])
 
 
+def test_views_in_the_same_state_share_their_columns() -> None:
+    first, second = _view([1, 2, 3]), _view([1, 2, 3])
+    assert second.uids is first.uids and second.modseqs is first.modseqs
+
+
+@given(uid_lists, st.lists(st.integers(501, 600), unique=True, max_size=5), st.data())
+def test_a_change_to_one_view_leaves_the_views_sharing_its_columns_alone(
+    uids: list[int], new: list[int], data: st.DataObject
+) -> None:
+    changing, bystander = _view(uids), _view(uids)
+    doomed = data.draw(st.lists(st.sampled_from(uids), unique=True) if uids else st.just([]))
+    changing.apply([MessageView(uid, 9, uid, "") for uid in sorted(new)], [], 9)
+    if uids:
+        changing.update(MessageView(uids[0], 10, uids[0], "$seen"))
+    changing.remove(doomed)
+    assert list(bystander.uids) == uids and list(bystander.modseqs) == [1] * len(uids)
+    assert list(changing.uids) == [u for u in uids if u not in set(doomed)] + sorted(new)
+
+
+@given(uid_lists, st.lists(st.integers(501, 600), unique=True, min_size=1, max_size=5))
+def test_views_that_took_in_the_same_changes_share_again(uids: list[int], new: list[int]) -> None:
+    views = [_view(uids) for _ in range(3)]
+    for view in views:
+        view.apply([MessageView(uid, 9, uid, "") for uid in sorted(new)], [], 9)
+    assert views[1].uids is views[0].uids and views[2].modseqs is views[0].modseqs
+
+
 names = st.text(alphabet=st.sampled_from("abAB/%*xy-"), min_size=1, max_size=12).filter(
     lambda s: "//" not in s and not s.startswith("/") and not s.endswith("/")
 )

@@ -262,7 +262,9 @@ class ServerSettings(_Section):
         return None if value is None else _check_host_name(value)
 
 
-_LISTEN_EXAMPLES = {
+# The standard ports of each listener: the examples of the configuration reference and
+# what `hirondelle init` writes.
+STANDARD_LISTEN = {
     "smtp": "0.0.0.0:25",
     "submission": "0.0.0.0:587",
     "submissions": "0.0.0.0:465",
@@ -280,7 +282,7 @@ def _listener(description: str, name: str) -> Any:
     return Field(
         None,
         description=description + " Not set: this listener is off.",
-        examples=[_LISTEN_EXAMPLES[name]],
+        examples=[STANDARD_LISTEN[name]],
     )
 
 
@@ -1046,7 +1048,7 @@ def sample_config() -> str:
         hostname="mail.example.org",
         default_domain="example.org",
         listen={
-            name: _LISTEN_EXAMPLES[name]
+            name: STANDARD_LISTEN[name]
             for name in ("smtp", "submission", "submissions", "imap", "imaps", "https")
         },
     )

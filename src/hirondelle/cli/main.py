@@ -62,20 +62,6 @@ DEMO_PORTS = {
     "https": 8443,
 }
 
-# What `init` writes: the standard ports of each front end this version has.
-STANDARD_PORTS = {
-    "smtp": "0.0.0.0:25",
-    "submission": "0.0.0.0:587",
-    "submissions": "0.0.0.0:465",
-    "lmtp": "127.0.0.1:24",
-    "imap": "0.0.0.0:143",
-    "imaps": "0.0.0.0:993",
-    "pop3": "0.0.0.0:110",
-    "pop3s": "0.0.0.0:995",
-    "http": "0.0.0.0:80",
-    "https": "0.0.0.0:443",
-}
-
 
 def print_error(message: str) -> None:
     """The one shape of every error: ``error: message`` on stderr; further lines of a
@@ -269,7 +255,9 @@ def init(data: Path, domain: str, hostname: str | None) -> None:
 
     domain = normalize_domain(domain)
     hostname = hostname or f"mail.{domain}"
-    listen = {name: STANDARD_PORTS[name] for name in FRONT_ENDS}
+    from hirondelle.config import STANDARD_LISTEN
+
+    listen = {name: STANDARD_LISTEN[name] for name in FRONT_ENDS}
     settings = initialise(data, domain=domain, hostname=hostname, listen=listen)
     console.print(f"initialised {data}")
     console.print(f"  configuration  {data / 'hirondelle.toml'}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from hirondelle.errors import Reason, Refused
 from hirondelle.mime import ParsedMessage, canonicalize_line_endings, parse_message
-from hirondelle.store import emails, mailboxes
+from hirondelle.store import emails
 from hirondelle.store.blobs import BlobRef, FileBlobStore
 from hirondelle.store.database import Database, WriteContext
 from hirondelle.store.emails import StoredEmail
@@ -70,7 +70,7 @@ class MailService:
         def write(ctx: WriteContext) -> list[DeliveryOutcome]:
             outcomes = []
             for account_id in unique:
-                inbox = mailboxes.get_mailbox_by_role(ctx.conn, account_id, "inbox")
+                inbox = emails.inbox_id(ctx.conn, account_id)
                 if inbox is None:
                     outcomes.append(
                         DeliveryOutcome(account_id, refused=Refused(Reason.NOT_FOUND, "no inbox"))
@@ -80,7 +80,7 @@ class MailService:
                     stored = emails.insert_email(
                         ctx,
                         account_id=account_id,
-                        mailbox_ids=[inbox.id],
+                        mailbox_ids=[inbox],
                         parsed=ingested.parsed,
                         blob=ingested.blob,
                     )
@@ -104,8 +104,9 @@ class MailService:
         """File a message in one mailbox (IMAP APPEND, JMAP import)."""
         ingested = await self.ingest(raw)
         keyword_list = list(keywords)
-        return await self.database.write(
-            lambda ctx: emails.insert_email(
+
+        def write(ctx: WriteContext) -> StoredEmail:
+            return emails.insert_email(
                 ctx,
                 account_id=account_id,
                 mailbox_ids=[mailbox_id],
@@ -114,7 +115,8 @@ class MailService:
                 keywords=keyword_list,
                 received_at=received_at,
             )
-        )
+
+        return await self.database.write(write)
 
     def close(self) -> None:
         self._parse_pool.shutdown(wait=True)

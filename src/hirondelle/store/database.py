@@ -55,6 +55,40 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+class DriverStatement:
+    """One SQL text of a hot path, written once with ``?`` placeholders and run on the
+    driver's own cursor (DESIGN.md "Hot paths": statements built once and reused).
+
+    Delivery runs about a dozen small statements per message; building and compiling a
+    Core statement, then going through SQLAlchemy's execution context, cost more than
+    SQLite running them (``insert_email``: 4.9 ms of CPU -> see docs/performance.md).
+    The text must suit both backends; only the placeholder style differs (qmark for
+    sqlite3, ``%s`` for psycopg).
+    """
+
+    __slots__ = ("_texts",)
+
+    def __init__(self, sql: str) -> None:
+        self._texts = {"sqlite": sql, "postgresql": sql.replace("?", "%s")}
+
+    def text(self, dialect: str) -> str:
+        return self._texts[dialect]
+
+
+def driver_cursor(conn: Connection) -> Any:
+    """The DBAPI cursor of ``conn``, inside its transaction (for :class:`DriverStatement`)."""
+    return conn.connection.cursor()
+
+
+_BUMP_MODSEQ = DriverStatement(
+    "UPDATE accounts SET modseq = modseq + 1 WHERE id = ? RETURNING modseq"
+)
+_INSERT_JOURNAL = DriverStatement(
+    "INSERT INTO journal (account_id, modseq, kind, object_id, container_id, change)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
 @dataclass
 class WriteContext:
     """What a write function receives: the connection, inside its transaction, and the
@@ -73,12 +107,10 @@ class WriteContext:
         """
         modseq = self._modseqs.get(account_id)
         if modseq is None:
-            row = self.conn.execute(
-                sa.update(schema.accounts)
-                .where(schema.accounts.c.id == account_id)
-                .values(modseq=schema.accounts.c.modseq + 1)
-                .returning(schema.accounts.c.modseq)
-            ).first()
+            cursor = driver_cursor(self.conn)
+            cursor.execute(_BUMP_MODSEQ.text(self.conn.dialect.name), (account_id,))
+            row = cursor.fetchone()
+            cursor.close()
             if row is None:
                 raise LookupError(f"no account with id {account_id}")
             modseq = int(row[0])
@@ -114,18 +146,22 @@ class WriteContext:
         container_id) in one statement."""
         modseq = self.next_modseq(account_id)
         if rows:
-            self.conn.execute(
-                schema.journal.insert(),
+            cursor = driver_cursor(self.conn)
+            cursor.executemany(
+                _INSERT_JOURNAL.text(self.conn.dialect.name),
                 [
-                    {
-                        "account_id": account_id,
-                        "modseq": modseq,
-                        "container_id": None,
-                        **row,
-                    }
+                    (
+                        account_id,
+                        modseq,
+                        row["kind"],
+                        row["object_id"],
+                        row.get("container_id"),
+                        row["change"],
+                    )
                     for row in rows
                 ],
             )
+            cursor.close()
             kinds = self._kinds.setdefault(account_id, set())
             kinds.update(str(row["kind"]) for row in rows)
         return modseq

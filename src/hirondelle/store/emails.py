@@ -31,7 +31,7 @@ from hirondelle.errors import Reason, Refused
 from hirondelle.mime import ParsedMessage
 from hirondelle.store import schema, search
 from hirondelle.store.blobs import BlobRef
-from hirondelle.store.database import WriteContext, now_us
+from hirondelle.store.database import DriverStatement, WriteContext, driver_cursor, now_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,20 +130,6 @@ def search_document(parsed: ParsedMessage) -> search.SearchDocument:
     )
 
 
-def _upsert_blob(conn: Connection, blob: BlobRef) -> None:
-    updated = conn.execute(
-        schema.blobs.update()
-        .where(schema.blobs.c.hash == blob.hash)
-        .values(refcount=schema.blobs.c.refcount + 1, unreferenced_since=None)
-    ).rowcount
-    if not updated:
-        conn.execute(
-            schema.blobs.insert().values(
-                hash=blob.hash, size=blob.size, refcount=1, unreferenced_since=None
-            )
-        )
-
-
 def release_blobs(conn: Connection, hashes: Iterable[str]) -> None:
     """One reference fewer to each blob (a hash may appear several times)."""
     counts: dict[str, int] = defaultdict(int)
@@ -161,20 +147,59 @@ def release_blobs(conn: Connection, hashes: Iterable[str]) -> None:
         )
 
 
-def _thread_for(conn: Connection, account_id: int, parsed: ParsedMessage) -> int | None:
-    """The thread of any message this one refers to (References, In-Reply-To), or of an
-    earlier copy with the same Message-ID."""
-    ids = [*parsed.references, *parsed.in_reply_to, *parsed.message_id]
-    ids = [i for i in ids if i and len(i) <= 998]
-    if not ids:
-        return None
-    return conn.execute(
-        sa.select(schema.message_ids.c.thread_id)
-        .where(
-            schema.message_ids.c.account_id == account_id, schema.message_ids.c.message_id.in_(ids)
-        )
-        .limit(1)
-    ).scalar()
+# The delivery path's statements (DESIGN.md "Hot paths": built once, run on the driver's
+# cursor; see DriverStatement). Their semantics are those of the Core statements they
+# replaced; tests/store checks them on both backends.
+_QUOTA = DriverStatement("SELECT used_bytes, quota_bytes FROM accounts WHERE id = ?")
+_UPSERT_BLOB = DriverStatement(
+    "INSERT INTO blobs (hash, size, refcount, unreferenced_since) VALUES (?, ?, 1, NULL)"
+    " ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1,"
+    " unreferenced_since = NULL"
+)
+_INSERT_EMAIL = DriverStatement(
+    "INSERT INTO emails (account_id, blob_hash, size, received_at, sent_at, keywords,"
+    " thread_id, modseq, created_modseq, subject, sort_subject, sort_from, sort_to, sort_cc,"
+    " message_id, preview, has_attachment, envelope, body_structure, body, header_end,"
+    " structure) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " RETURNING id"
+)
+_SET_OWN_THREAD = DriverStatement("UPDATE emails SET thread_id = id WHERE id = ?")
+_INSERT_MESSAGE_ID = DriverStatement(
+    "INSERT INTO message_ids (account_id, message_id, thread_id) VALUES (?, ?, ?)"
+)
+_ALLOCATE_UID = DriverStatement(
+    "UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = ?"
+    " WHERE id = ? AND account_id = ? RETURNING uidnext"
+)
+_INSERT_MEMBERSHIP = DriverStatement(
+    "INSERT INTO mailbox_messages (mailbox_id, uid, email_id, modseq, keywords)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_ADD_USED_BYTES = DriverStatement("UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ?")
+_INBOX = DriverStatement("SELECT id FROM mailboxes WHERE account_id = ? AND role = 'inbox' LIMIT 1")
+
+
+def inbox_id(conn: Connection, account_id: int) -> int | None:
+    """The id of the account's Inbox (RFC 9051 §5.1: every account has one), the one
+    column delivery needs, without building a whole ``Mailbox``."""
+    cursor = driver_cursor(conn)
+    cursor.execute(_INBOX.text(conn.dialect.name), (account_id,))
+    row = cursor.fetchone()
+    cursor.close()
+    return None if row is None else int(row[0])
+
+
+def _known_message_ids(
+    cursor: Any, dialect: str, account_id: int, ids: list[str]
+) -> list[tuple[str, int]]:
+    """(message_id, thread_id) of the account's known Message-IDs among ``ids``."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    cursor.execute(
+        "SELECT message_id, thread_id FROM message_ids WHERE account_id = "
+        f"{mark} AND message_id IN ({', '.join([mark] * len(ids))})",
+        (account_id, *ids),
+    )
+    return [(str(m), int(t)) for m, t in cursor.fetchall()]
 
 
 def insert_email(
@@ -193,72 +218,99 @@ def insert_email(
     if not mailbox_ids:
         raise ValueError("an email must be in at least one mailbox")
     conn = ctx.conn
-    keywords_list = list(keywords)
+    dialect = conn.dialect.name
+    cursor = driver_cursor(conn)
+    try:
+        return _insert_email(
+            ctx,
+            cursor,
+            dialect,
+            account_id=account_id,
+            mailbox_ids=mailbox_ids,
+            parsed=parsed,
+            blob=blob,
+            keywords=serialize_keywords(keywords),
+            received_at=received_at,
+            enforce_quota=enforce_quota,
+        )
+    finally:
+        cursor.close()
+
+
+def _insert_email(
+    ctx: WriteContext,
+    cursor: Any,
+    dialect: str,
+    *,
+    account_id: int,
+    mailbox_ids: Sequence[int],
+    parsed: ParsedMessage,
+    blob: BlobRef,
+    keywords: str,
+    received_at: int | None,
+    enforce_quota: bool,
+) -> StoredEmail:
     # The quota check comes before anything is written, so a refusal leaves the
     # transaction untouched and other recipients of the same delivery go on. On
     # PostgreSQL two concurrent deliveries may both pass it: a quota is exceeded by at
     # most the messages in flight, as with Dovecot.
-    quota_row = conn.execute(
-        sa.select(schema.accounts.c.used_bytes, schema.accounts.c.quota_bytes).where(
-            schema.accounts.c.id == account_id
-        )
-    ).first()
+    cursor.execute(_QUOTA.text(dialect), (account_id,))
+    quota_row = cursor.fetchone()
     if quota_row is None:
         raise Refused(Reason.NOT_FOUND, "no such account")
     used, quota = quota_row
     if enforce_quota and quota is not None and used + blob.size > quota:
         raise Refused(Reason.OVER_QUOTA, "mailbox is over quota")
     modseq = ctx.next_modseq(account_id)  # takes the account's row lock on PostgreSQL
-    _upsert_blob(conn, blob)
-    existing_thread = _thread_for(conn, account_id, parsed)
-    e = schema.emails
-    email_id = conn.execute(
-        e.insert()
-        .values(
-            account_id=account_id,
-            blob_hash=blob.hash,
-            size=blob.size,
-            received_at=received_at if received_at is not None else now_us(),
-            sent_at=int(parsed.sent_at.timestamp() * 1_000_000) if parsed.sent_at else None,
-            keywords=serialize_keywords(keywords_list),
-            thread_id=existing_thread or 0,
-            modseq=modseq,
-            created_modseq=modseq,
-            subject=parsed.subject,
-            sort_subject=parsed.thread_subject,
-            sort_from=_sort_address(parsed.from_),
-            sort_to=_sort_address(parsed.to),
-            sort_cc=_sort_address(parsed.cc),
-            message_id=parsed.message_id[0] if parsed.message_id else None,
-            preview=parsed.preview,
-            has_attachment=parsed.has_attachment,
-            envelope=parsed.envelope,
-            body_structure=parsed.body_structure,
-            body=parsed.body,
-            header_end=parsed.header_end,
-            structure=structure_document(parsed),
-        )
-        .returning(e.c.id)
-    ).scalar_one()
+    cursor.execute(_UPSERT_BLOB.text(dialect), (blob.hash, blob.size))
+    # One query answers both questions about Message-IDs: the thread of any message this
+    # one refers to (References, In-Reply-To) or of an earlier copy with the same
+    # Message-ID, and which of its own Message-IDs are already known.
+    own_ids = [i for i in dict.fromkeys(parsed.message_id) if i and len(i) <= 998]
+    related = [
+        i
+        for i in dict.fromkeys([*parsed.references, *parsed.in_reply_to, *parsed.message_id])
+        if i and len(i) <= 998
+    ]
+    known = _known_message_ids(cursor, dialect, account_id, related) if related else []
+    existing_thread = known[0][1] if known else None
+    cursor.execute(
+        _INSERT_EMAIL.text(dialect),
+        (
+            account_id,
+            blob.hash,
+            blob.size,
+            received_at if received_at is not None else now_us(),
+            int(parsed.sent_at.timestamp() * 1_000_000) if parsed.sent_at else None,
+            keywords,
+            existing_thread or 0,
+            modseq,
+            modseq,
+            parsed.subject,
+            parsed.thread_subject,
+            _sort_address(parsed.from_),
+            _sort_address(parsed.to),
+            _sort_address(parsed.cc),
+            parsed.message_id[0] if parsed.message_id else None,
+            parsed.preview,
+            bool(parsed.has_attachment),
+            parsed.envelope,
+            parsed.body_structure,
+            parsed.body,
+            parsed.header_end,
+            structure_document(parsed),
+        ),
+    )
+    email_id = int(cursor.fetchone()[0])
     thread_id = existing_thread or email_id
     if existing_thread is None:
-        conn.execute(e.update().where(e.c.id == email_id).values(thread_id=thread_id))
-    own_ids = [i for i in dict.fromkeys(parsed.message_id) if i and len(i) <= 998]
-    if own_ids:
-        known = set(
-            conn.execute(
-                sa.select(schema.message_ids.c.message_id).where(
-                    schema.message_ids.c.account_id == account_id,
-                    schema.message_ids.c.message_id.in_(own_ids),
-                )
-            ).scalars()
+        cursor.execute(_SET_OWN_THREAD.text(dialect), (email_id,))
+    known_ids = {message_id for message_id, _thread in known}
+    new = [i for i in own_ids if i not in known_ids]
+    if new:
+        cursor.executemany(
+            _INSERT_MESSAGE_ID.text(dialect), [(account_id, i, thread_id) for i in new]
         )
-        new = [i for i in own_ids if i not in known]
-        if new:
-            conn.execute(
-                schema.message_ids.insert(),
-                [{"account_id": account_id, "message_id": i, "thread_id": thread_id} for i in new],
-            )
     uids: dict[int, int] = {}
     journal_rows: list[dict[str, object]] = [
         {"kind": "Email", "object_id": email_id, "change": "created"},
@@ -269,7 +321,7 @@ def insert_email(
         },
     ]
     for mailbox_id in dict.fromkeys(mailbox_ids):
-        uid = _allocate_uid(conn, account_id, mailbox_id, modseq)
+        uid = _next_uid(cursor, dialect, account_id, mailbox_id, modseq)
         uids[mailbox_id] = uid
         journal_rows.append(
             {
@@ -280,26 +332,13 @@ def insert_email(
             }
         )
         journal_rows.append({"kind": "Mailbox", "object_id": mailbox_id, "change": "updated"})
-    conn.execute(
-        schema.mailbox_messages.insert(),
-        [
-            {
-                "mailbox_id": m,
-                "uid": u,
-                "email_id": email_id,
-                "modseq": modseq,
-                "keywords": serialize_keywords(keywords_list),
-            }
-            for m, u in uids.items()
-        ],
+    cursor.executemany(
+        _INSERT_MEMBERSHIP.text(dialect),
+        [(m, u, email_id, modseq, keywords) for m, u in uids.items()],
     )
-    conn.execute(
-        schema.accounts.update()
-        .where(schema.accounts.c.id == account_id)
-        .values(used_bytes=schema.accounts.c.used_bytes + blob.size)
-    )
+    cursor.execute(_ADD_USED_BYTES.text(dialect), (blob.size, account_id))
     search.index_email(
-        conn, email_id=email_id, account_id=account_id, document=search_document(parsed)
+        ctx.conn, email_id=email_id, account_id=account_id, document=search_document(parsed)
     )
     ctx.journal_many(account_id, journal_rows)
     return StoredEmail(email_id=email_id, thread_id=thread_id, modseq=modseq, uids=uids)
@@ -308,16 +347,19 @@ def insert_email(
 def _allocate_uid(conn: Connection, account_id: int, mailbox_id: int, modseq: int) -> int:
     """Take the mailbox's next UID; the UPDATE locks the mailbox row until commit, so
     concurrent writers on PostgreSQL can never get the same UID."""
-    mb = schema.mailboxes
-    uidnext = conn.execute(
-        mb.update()
-        .where(mb.c.id == mailbox_id, mb.c.account_id == account_id)
-        .values(uidnext=mb.c.uidnext + 1, highest_modseq=modseq)
-        .returning(mb.c.uidnext)
-    ).scalar()
-    if uidnext is None:
+    cursor = driver_cursor(conn)
+    try:
+        return _next_uid(cursor, conn.dialect.name, account_id, mailbox_id, modseq)
+    finally:
+        cursor.close()
+
+
+def _next_uid(cursor: Any, dialect: str, account_id: int, mailbox_id: int, modseq: int) -> int:
+    cursor.execute(_ALLOCATE_UID.text(dialect), (modseq, mailbox_id, account_id))
+    row = cursor.fetchone()
+    if row is None:
         raise Refused(Reason.NOT_FOUND, "no such mailbox")
-    return int(uidnext) - 1
+    return int(row[0]) - 1
 
 
 def list_messages(conn: Connection, mailbox_id: int) -> list[MessageView]:

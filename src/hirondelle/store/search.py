@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from hirondelle.store.database import DriverStatement, driver_cursor
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 # How much text of one message is indexed: enough for any real mail body, bounded so
@@ -75,44 +77,49 @@ def _tokens(text: str) -> str:
     return " ".join(words(text))
 
 
+# The hot path's statements, written once (DESIGN.md "Hot paths"). On PostgreSQL the
+# weights are our four constant letters (the "char" type), one per field.
+_INSERT_FTS = DriverStatement(
+    "INSERT INTO email_search_fts(rowid, account_id, subject, participants, body, attachments)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_TSVECTOR = DriverStatement(
+    "INSERT INTO email_search (email_id, account_id, document) VALUES (?, ?,"
+    " setweight(to_tsvector('simple', ?), 'A') || setweight(to_tsvector('simple', ?), 'B')"
+    " || setweight(to_tsvector('simple', ?), 'C') || setweight(to_tsvector('simple', ?), 'D'))"
+)
+
+
 def index_email(
     conn: Connection, *, email_id: int, account_id: int, document: SearchDocument
 ) -> None:
     body = document.body[:MAX_INDEXED_CHARS]
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(
-            "INSERT INTO email_search_fts"
-            "(rowid, account_id, subject, participants, body, attachments)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                email_id,
-                account_id,
-                document.subject,
-                document.participants,
-                body,
-                document.attachments,
-            ),
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        values: tuple[object, ...] = (
+            email_id,
+            account_id,
+            document.subject,
+            document.participants,
+            body,
+            document.attachments,
         )
-        return
-    parts = [
-        ("A", _tokens(document.subject)),
-        ("B", _tokens(document.participants)),
-        ("C", _tokens(body)),
-        ("D", _tokens(document.attachments)),
-    ]
-
-    def weighted(weight: str, text: str) -> sa.ColumnElement[object]:
-        # The weight is one of our four constant letters (PostgreSQL's "char" type).
-        return sa.func.setweight(
-            sa.func.to_tsvector("simple", text), sa.literal_column(f"'{weight}'")
+        statement = _INSERT_FTS
+    else:
+        values = (
+            email_id,
+            account_id,
+            _tokens(document.subject),
+            _tokens(document.participants),
+            _tokens(body),
+            _tokens(document.attachments),
         )
-
-    vector = weighted(*parts[0])
-    for weight, text in parts[1:]:
-        vector = vector.op("||")(weighted(weight, text))
-    conn.execute(
-        pg_email_search.insert().values(email_id=email_id, account_id=account_id, document=vector)
-    )
+        statement = _INSERT_TSVECTOR
+    cursor = driver_cursor(conn)
+    try:
+        cursor.execute(statement.text(dialect), values)
+    finally:
+        cursor.close()
 
 
 def remove_emails(conn: Connection, email_ids: list[int]) -> None:

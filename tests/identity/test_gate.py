@@ -10,7 +10,7 @@ import pytest
 
 from hirondelle.identity import passwords
 from hirondelle.identity.app_passwords import looks_like_app_password
-from hirondelle.identity.authentication import Outcome
+from hirondelle.identity.authentication import Authenticator, Outcome
 from hirondelle.services import Services
 from hirondelle.store import audit
 from hirondelle.store.directory import Account
@@ -236,3 +236,15 @@ async def test_parallel_guesses_cannot_outrun_the_lockout(
     assert outcomes.count(Outcome.FAILED) <= 5
     assert outcomes.count(Outcome.RATE_LIMITED) >= 45
     assert len(argon2_calls) <= 5
+
+
+async def test_known_good_address_survives_a_restart_through_the_audit_log(
+    services: Services, alice: Account
+) -> None:
+    await login(services, remote=HOME)
+    # A restarted node: a fresh limiter and cache, the same store.
+    services.authenticator = Authenticator(services.database, services.settings.identity)
+    for _ in range(5):
+        await login(services, "wrong", remote=ATTACKER, expect=Outcome.FAILED)
+    await login(services, remote="203.0.113.50", expect=Outcome.RATE_LIMITED)
+    await login(services, remote=HOME)

@@ -31,7 +31,12 @@ from hirondelle.config import IdentitySettings
 from hirondelle.errors import Refused
 from hirondelle.identity.app_passwords import looks_like_app_password
 from hirondelle.identity.passwords import verify_password
-from hirondelle.identity.rate_limits import InProcessRateLimiter, Limits, RateLimiter
+from hirondelle.identity.rate_limits import (
+    KNOWN_GOOD_SECONDS,
+    InProcessRateLimiter,
+    Limits,
+    RateLimiter,
+)
 from hirondelle.identity.verification_cache import VerificationCache
 from hirondelle.mail.addresses import normalize_address
 from hirondelle.store import audit, credentials, directory
@@ -131,6 +136,8 @@ class Authenticator:
         key = normalized or typed
 
         wait = self.limiter.retry_after(key, remote)
+        if wait > 0 and normalized is not None and remote:
+            wait = await self._unless_known_good(normalized, remote, wait)
         if wait > 0:
             result = AuthResult(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(wait)))
             await self._audit(key, None, protocol, remote, client_id, result, "rate-limited")
@@ -172,6 +179,19 @@ class Authenticator:
             key, account.id if account else None, protocol, remote, client_id, result, reason, used
         )
         return result
+
+    async def _unless_known_good(self, address: str, remote: str, wait: float) -> float:
+        """The account is locked out, perhaps not for this address: one it logged in
+        from before (per the audit log, which survives restarts) still gets in."""
+        if self.limiter.address_retry_after(remote) > 0:
+            return wait
+        since = now_us() - int(KNOWN_GOOD_SECONDS * 1_000_000)
+        if not await self.database.read(
+            lambda conn: credentials.succeeded_from(conn, address, remote, since)
+        ):
+            return wait
+        self.limiter.record_known_good(address, remote)
+        return self.limiter.retry_after(address, remote)
 
     async def _find(self, normalized: str | None, secret: str) -> _Found:
         if normalized is None:

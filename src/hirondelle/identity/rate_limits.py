@@ -46,6 +46,15 @@ class RateLimiter(Protocol):
 
     def record_success(self, account: str, remote: str) -> None: ...
 
+    def address_retry_after(self, remote: str) -> float:
+        """Seconds until ``remote`` may try any account again."""
+        ...
+
+    def record_known_good(self, account: str, remote: str) -> None:
+        """``account`` logged in from ``remote`` before (learnt elsewhere, e.g. the audit
+        log after a restart): its lockout does not apply there."""
+        ...
+
     def begin(self, account: str, remote: str) -> None:
         """An attempt that passed :meth:`retry_after` is being checked."""
         ...
@@ -86,6 +95,9 @@ class InProcessRateLimiter:
             wait = max(wait, self._wait(self._accounts.get(account), limits.account_failures, now))
         return wait
 
+    def address_retry_after(self, remote: str) -> float:
+        return self._wait(self._remotes.get(remote), self.limits.address_failures, self.clock())
+
     def begin(self, account: str, remote: str) -> None:
         self._window(self._remotes, remote).pending += 1
         self._window(self._accounts, account).pending += 1
@@ -102,12 +114,15 @@ class InProcessRateLimiter:
         return self._count(self._accounts, account, self.limits.account_failures, now)
 
     def record_success(self, account: str, remote: str) -> None:
-        now = self.clock()
         # The per-address window is left alone: one valid account must not let an
         # address reset its count and go on guessing others.
         window = self._accounts.get(account)
         if window is not None:
             window.failures.clear()
+        self.record_known_good(account, remote)
+
+    def record_known_good(self, account: str, remote: str) -> None:
+        now = self.clock()
         remotes = self._known_good.setdefault(account, {})
         self._known_good.move_to_end(account)
         remotes[remote] = now

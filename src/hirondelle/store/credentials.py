@@ -125,3 +125,21 @@ def add_second_factor(ctx: WriteContext, account_id: int, kind: str, at: int) ->
     ctx.conn.execute(
         schema.second_factors.insert().values(account_id=account_id, kind=kind, created_at=at)
     )
+
+
+def succeeded_from(conn: Connection, address: str, remote: str, since: int) -> bool:
+    """Whether ``address`` (an account's) logged in successfully from ``remote`` since
+    ``since``, according to the audit log: it survives restarts, unlike the limiter."""
+    a, accounts = schema.audit_log, schema.accounts
+    account_id = sa.select(accounts.c.id).where(accounts.c.address == address).scalar_subquery()
+    q = (
+        sa.select(a.c.id)
+        .where(
+            a.c.account_id == account_id,
+            a.c.at >= since,
+            a.c.remote == remote[:64],
+            a.c.outcome == "success",
+        )
+        .limit(1)
+    )
+    return conn.execute(q).first() is not None

@@ -88,9 +88,12 @@ class _POP3(poplib.POP3_SSL):
 
 
 def login_sync(protocol: str, target: Target, user: str, secret: str, source: str) -> str:
-    """One login on a fresh connection; "OK" or the refusal exactly as the client got it."""
+    """One login on a fresh connection; "OK" or the refusal exactly as the client got it.
+    IMAP sends ID (RFC 2971) first and SMTP says EHLO: the client ids of the audit log."""
     if protocol == "imap":
         with _IMAP(target, source) as imap:
+            imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
+            imap._simple_command("ID", '("name" "imaplib" "version" "3")')
             try:
                 imap.login(user, secret)
             except imaplib.IMAP4.error as error:
@@ -222,3 +225,16 @@ async def test_brute_force_is_slowed_and_the_real_user_still_gets_in(
     assert all(re.fullmatch(RATE_LIMITED[protocol], reply) for reply in replies[5:])
     await login(protocol, target, source=REAL_USER)
     await login(protocol, target, source=ATTACKER, expect=RATE_LIMITED[protocol])
+
+
+async def test_audit_records_remote_address_and_client_id(
+    protocol: str, target: Target, alice: Account, node_services: Services
+) -> None:
+    await login(protocol, target, source=REAL_USER)
+    await login(protocol, target, "wrong password", source=ATTACKER, expect=FAILED[protocol])
+    rows = await node_services.authenticator.attempts(address=ALICE)
+    client = {"imap": "imaplib 3", "pop3": "", "smtp": "client.example.test"}[protocol]
+    assert [(r.protocol, r.remote, r.client_id, r.outcome, r.reason) for r in rows] == [
+        (protocol, ATTACKER, client, "failed", "bad-password"),
+        (protocol, REAL_USER, client, "success", ""),
+    ]

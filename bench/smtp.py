@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import pwd
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus
+from bench.store import throwaway_database
 
 HIRONDELLE = Path(sys.executable).parent / "hirondelle"
 USER = "bench@example.test"
@@ -133,6 +135,11 @@ class HirondelleServer:
             raise RuntimeError(f"hirondelle serve did not start: {line!r}")
         return int(match.group(1))
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the server process, all threads."""
+        assert self.process is not None
+        return _cpu_seconds([self.process.pid])
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -165,6 +172,19 @@ service lmtp {{
   }}
 }}
 """
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of each process (Linux /proc), in seconds; 0 for a gone process."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -221,6 +241,20 @@ class DovecotLmtp:
                     raise RuntimeError(f"dovecot did not start:\n{log}") from None
                 time.sleep(0.05)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the running ``lmtp`` service processes (Dovecot forks
+        them per connection; the master and auth processes are not counted)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    command = (entry / "cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if command and command[0].endswith(b"dovecot/lmtp"):
+                    pids.append(int(entry.name))
+        return _cpu_seconds(pids)
+
     def stop(self) -> None:
         subprocess.run(
             ["doveadm", "-c", str(self.config), "stop"], check=False, capture_output=True
@@ -252,16 +286,21 @@ def run(arguments: argparse.Namespace) -> list[dict[str, Any]]:
         servers.append("dovecot")
     for name in servers:
         for concurrency in arguments.concurrency:
-            with tempfile.TemporaryDirectory(prefix="bench-smtp-") as directory:
-                root = Path(directory)
+            with contextlib.ExitStack() as stack:
+                root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-smtp-")))
+                # A PostgreSQL URL names the server: each run gets its own database,
+                # dropped at the end, never the one in the URL.
+                database = stack.enter_context(
+                    throwaway_database(arguments.database or "sqlite", root)
+                )
                 server: HirondelleServer | DovecotLmtp = (
-                    HirondelleServer(root, arguments.database)
-                    if name == "hirondelle"
-                    else DovecotLmtp(root)
+                    HirondelleServer(root, database) if name == "hirondelle" else DovecotLmtp(root)
                 )
                 port = server.start()
                 try:
+                    cpu_before = server.cpu_seconds()
                     seconds = asyncio.run(deliver_all(port, messages, concurrency))
+                    cpu = server.cpu_seconds() - cpu_before
                 finally:
                     server.stop()
             results.append(
@@ -271,12 +310,14 @@ def run(arguments: argparse.Namespace) -> list[dict[str, Any]]:
                     "messages": len(messages),
                     "seconds": round(seconds, 3),
                     "messages_per_second": round(len(messages) / seconds, 1),
+                    "server_cpu_ms_per_message": round(cpu * 1000 / len(messages), 2),
                 }
             )
             row = results[-1]
             print(
                 f"{name:<10} concurrency {concurrency:>3}: {row['messages']} messages in "
-                f"{row['seconds']:.2f} s = {row['messages_per_second']:.0f} msg/s",
+                f"{row['seconds']:.2f} s = {row['messages_per_second']:.0f} msg/s, "
+                f"server CPU {row['server_cpu_ms_per_message']:.2f} ms/msg",
                 flush=True,
             )
     return results
@@ -286,7 +327,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.smtp", description=__doc__)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
-    parser.add_argument("--database", default="", help="empty: SQLite; or a PostgreSQL URL")
+    parser.add_argument(
+        "--database",
+        default="",
+        help="empty: SQLite; or a PostgreSQL URL (a throw-away database is created there)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--compare-dovecot", action="store_true")
     parser.add_argument("--json", type=Path, default=None)

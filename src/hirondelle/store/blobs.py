@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 CHUNK_SIZE = 256 * 1024
+# Worker threads for file I/O (see FileBlobStore.__init__).
+BLOB_THREADS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,10 @@ class FileBlobStore:
         self.fsync = fsync
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blobs")
+        # Threads mostly wait in fsync (the GIL is released there), and the filesystem's
+        # journal commits concurrent fsyncs together: with 4 threads, 16 concurrent
+        # deliveries queued behind each other's fsyncs (docs/performance.md).
+        self._pool = ThreadPoolExecutor(max_workers=BLOB_THREADS, thread_name_prefix="blobs")
 
     def path(self, blob_hash: str) -> Path:
         if not _valid_hash(blob_hash):
@@ -86,9 +91,15 @@ class FileBlobStore:
         return result
 
     def put_sync(self, data: bytes) -> BlobRef:
+        """Write ``data`` durably: the file is fsynced, renamed into place, and its
+        directory fsynced so that the new name is."""
         digest = blob_hash(data)
         target = self.path(digest)
         if target.exists():
+            # Another writer may have renamed it in but not yet fsynced the directory:
+            # the name must be durable before this caller commits a reference to it.
+            if self.fsync:
+                _fsync_directory(target.parent)
             return BlobRef(digest, len(data))
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="blob-")

@@ -248,3 +248,18 @@ async def test_known_good_address_survives_a_restart_through_the_audit_log(
         await login(services, "wrong", remote=ATTACKER, expect=Outcome.FAILED)
     await login(services, remote="203.0.113.50", expect=Outcome.RATE_LIMITED)
     await login(services, remote=HOME)
+
+
+async def test_app_password_guesses_cost_one_argon2_whatever_their_number(
+    services: Services, alice: Account, argon2_calls: list[str]
+) -> None:
+    secrets = [(await services.app_passwords.add(ALICE, f"D{n}", ["imap"]))[1] for n in range(3)]
+    argon2_calls.clear()
+    await login(services, "abcd-efgh-jkmn-pqrs", expect=Outcome.FAILED)
+    await login(
+        services, "abcd-efgh-jkmn-pqrs", address="nobody@example.test", expect=Outcome.FAILED
+    )
+    assert len(argon2_calls) == 2
+    argon2_calls.clear()
+    await login(services, secrets[2])
+    assert len(argon2_calls) == 2  # the main password, then the one app password

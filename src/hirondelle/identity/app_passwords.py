@@ -7,6 +7,7 @@ factor. Generated here, shown once, stored as argon2 hashes only.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -34,6 +35,12 @@ MAX_PER_ACCOUNT = 50
 def generate() -> str:
     """Four groups of four readable characters, e.g. ``k7mq-2xpd-hr4t-9vwa``."""
     return "-".join("".join(secrets.choice(ALPHABET) for _ in range(4)) for _ in range(4))
+
+
+def hint(secret: str) -> str:
+    """A short non-secret digest that picks the one app password worth checking with
+    argon2: 32 bits of SHA-256 of a 79-bit random secret reveal nothing usable."""
+    return hashlib.sha256(secret.strip().lower().encode()).hexdigest()[:8]
 
 
 def looks_like_app_password(secret: str) -> bool:
@@ -87,6 +94,7 @@ class AppPasswordService:
                 label=label,
                 protocols=chosen,
                 password_hash=password_hash,
+                hint=hint(secret),
                 at=now_us(),
             )
 

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from hirondelle.config import IdentitySettings
 from hirondelle.errors import Refused
+from hirondelle.identity.app_passwords import hint as app_password_hint
 from hirondelle.identity.app_passwords import looks_like_app_password
 from hirondelle.identity.passwords import verify_password
 from hirondelle.identity.rate_limits import (
@@ -230,7 +231,12 @@ class Authenticator:
             assert account is not None  # a dummy hash never verifies
             self.cache.put(account.id, account.credentials_version, secret, None)
             return True, None
+        # Only the app password whose hint matches is worth argon2 (rows without a hint
+        # predate hints): the timing does not depend on how many the account has.
+        wanted = app_password_hint(secret)
         for candidate in found.app_passwords:
+            if candidate.hint not in (wanted, ""):
+                continue
             if await verify_password(candidate.hash, secret.strip().lower()):
                 assert account is not None
                 self.cache.put(account.id, account.credentials_version, secret, candidate.id)

@@ -18,6 +18,7 @@ class AppPassword:
     label: str
     protocols: tuple[str, ...]
     hash: str
+    hint: str
     created_at: int
     last_used_at: int | None
     last_used_remote: str
@@ -32,6 +33,7 @@ def _app_password(row: sa.Row[tuple[object, ...]]) -> AppPassword:
         label=m["label"],
         protocols=tuple(p for p in m["protocols"].split(",") if p),
         hash=m["hash"],
+        hint=m["hint"],
         created_at=m["created_at"],
         last_used_at=m["last_used_at"],
         last_used_remote=m["last_used_remote"],
@@ -46,6 +48,7 @@ def insert_app_password(
     label: str,
     protocols: tuple[str, ...],
     password_hash: str,
+    hint: str,
     at: int,
 ) -> AppPassword:
     t = schema.app_passwords
@@ -56,6 +59,7 @@ def insert_app_password(
             label=label,
             protocols=",".join(protocols),
             hash=password_hash,
+            hint=hint,
             created_at=at,
             last_used_remote="",
         )

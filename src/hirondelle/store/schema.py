@@ -377,6 +377,9 @@ app_passwords = sa.Table(
     # Comma-separated client protocols: imap, pop3, smtp, dav, jmap.
     sa.Column("protocols", sa.String(100), nullable=False),
     sa.Column("hash", sa.String(200), nullable=False),
+    # 8 hex digits of SHA-256 of the secret: picks the one row worth an argon2 check.
+    # The secret has 79 random bits, so this reveals nothing usable ("" for none).
+    sa.Column("hint", sa.String(16), nullable=False, server_default=""),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("last_used_at", Timestamp, nullable=True),
     sa.Column("last_used_remote", sa.String(64), nullable=False, default=""),

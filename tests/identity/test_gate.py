@@ -263,3 +263,12 @@ async def test_app_password_guesses_cost_one_argon2_whatever_their_number(
     argon2_calls.clear()
     await login(services, secrets[2])
     assert len(argon2_calls) == 2  # the main password, then the one app password
+
+
+async def test_proven_password_refusals_do_not_count_as_guesses(
+    services: Services, alice: Account
+) -> None:
+    await services.accounts.update_account(ALICE, switches={"imap": False})
+    for _ in range(12):
+        await login(services, remote=ATTACKER, expect=Outcome.PROTOCOL_DISABLED)
+    await login(services, remote=ATTACKER, protocol="pop3")

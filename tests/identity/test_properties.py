@@ -125,3 +125,20 @@ def test_cache_is_bounded(size: int) -> None:
     for n in range(10):
         cache.put(n, 0, "secret", None)
     assert len(cache) == size
+
+
+def test_cache_entries_expire() -> None:
+    now = [0.0]
+    cache = VerificationCache(300.0, clock=lambda: now[0])
+    cache.put(1, 0, "secret", None)
+    now[0] = 299.0
+    assert cache.get(1, 0, "secret") is not None
+    now[0] = 300.0
+    assert cache.get(1, 0, "secret") is None
+    assert len(cache) == 0
+
+
+def test_cache_switched_off_keeps_nothing() -> None:
+    cache = VerificationCache(0.0)
+    cache.put(1, 0, "secret", None)
+    assert cache.get(1, 0, "secret") is None and len(cache) == 0

@@ -25,6 +25,9 @@ What runs:
   login rate limits are raised (``[identity] account_failures``/``address_failures``):
   the limiter counts logins in flight as failures, so parallel LOGINs of one account
   would be refused.
+* ``--tls``: the idle connections use implicit TLS (imaps, a self-signed certificate,
+  both servers; Hirondelle is restarted with an ``imaps`` listener only). The operations
+  always run on plain IMAP.
 * Memory per idle connection is measured on a freshly restarted ``hirondelle serve``
   (after one LOGIN + SELECT to load the code paths), so the heap grown by the operations
   above does not hide it.
@@ -58,6 +61,7 @@ import os
 import random
 import re
 import resource
+import ssl
 import statistics
 import subprocess
 import sys
@@ -81,6 +85,10 @@ SEARCH_WORD = corpus.MARKER_WORD
 #: A cheap argon2id hash shared by both servers (see the module docstring).
 CHEAP_HASH = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1).hash(PASSWORD)
 OPEN_AT_ONCE = 50
+#: ``--tls``: both servers present the same self-signed certificate on loopback.
+_CLIENT_TLS = ssl.create_default_context()
+_CLIENT_TLS.check_hostname = False
+_CLIENT_TLS.verify_mode = ssl.CERT_NONE
 
 
 # -- a minimal IMAP client -------------------------------------------------------------
@@ -101,8 +109,10 @@ class Client:
         self.bytes_read = 0
 
     @classmethod
-    async def connect(cls, port: int) -> Client:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**22)
+    async def connect(cls, port: int, *, tls: bool = False) -> Client:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, limit=2**22, ssl=_CLIENT_TLS if tls else None
+        )
         client = cls(reader, writer)
         greeting = await reader.readline()
         if not greeting.startswith(b"* OK"):
@@ -194,6 +204,7 @@ class HirondelleImap:
     """``hirondelle serve`` with one plain ``imap`` listener on a fresh data directory."""
 
     name = "hirondelle"
+    tls_port = 0
 
     def __init__(self, root: Path, database: str) -> None:
         self.data = root / "hirondelle"
@@ -206,23 +217,10 @@ class HirondelleImap:
 
     def fill(self, mailbox: Mailbox, big: int, seed: int) -> tuple[float, float]:
         """Seconds taken by the two fills (not benchmarks)."""
-        from hirondelle.config import CONFIG_FILE_NAME, Settings, render_config
+        from hirondelle.config import Settings
         from hirondelle.services import open_services
 
-        text = render_config(
-            hostname="mail.example.test",
-            default_domain=None,
-            listen={"imap": "127.0.0.1:0"},
-            database=self.database,
-        )
-        # The login limiter counts logins in flight as failures until they are decided:
-        # with its defaults, 50 parallel LOGINs to one account would be refused.
-        text = text.replace(
-            "\n[identity]\n",
-            "\n[identity]\naccount_failures = 1000000\naddress_failures = 1000000\n",
-            1,
-        )
-        (self.data / CONFIG_FILE_NAME).write_text(text, encoding="utf-8")
+        self._configure("imap")
         settings = Settings.model_validate(
             {"data_dir": self.data, "store": {"database": self.database}}
         )
@@ -281,6 +279,40 @@ class HirondelleImap:
             _analyze(services)
         return appended, time.perf_counter() - start
 
+    def _configure(self, listener: str) -> None:
+        """One listener: ``imap`` (plain, no certificate, so LOGIN is allowed) or
+        ``imaps`` (implicit TLS with a self-signed certificate)."""
+        from hirondelle.config import CONFIG_FILE_NAME, Settings, render_config
+
+        text = render_config(
+            hostname="mail.example.test",
+            default_domain=None,
+            listen={listener: "127.0.0.1:0"},
+            database=self.database,
+        )
+        # The login limiter counts logins in flight as failures until they are decided:
+        # with its defaults, 50 parallel LOGINs to one account would be refused.
+        text = text.replace(
+            "\n[identity]\n",
+            "\n[identity]\naccount_failures = 1000000\naddress_failures = 1000000\n",
+            1,
+        )
+        (self.data / CONFIG_FILE_NAME).write_text(text, encoding="utf-8")
+        if listener == "imaps":
+            from hirondelle import tls
+
+            settings = Settings.model_validate({"data_dir": self.data})
+            tls.generate_self_signed(
+                settings.certificate_path(), settings.key_path(), hostname="mail.example.test"
+            )
+
+    def restart(self, *, tls: bool) -> int:
+        """A fresh process (with an ``imaps`` listener only when ``tls``)."""
+        self.stop()
+        if tls:
+            self._configure("imaps")
+        return self.start()
+
     def start(self) -> int:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("HIRONDELLE_")}
         self.process = subprocess.Popen(
@@ -292,10 +324,10 @@ class HirondelleImap:
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
-        match = re.match(r"^listening imap \S+:(\d+)$", line.strip())
+        match = re.match(r"^listening imaps? \S+:(\d+)$", line.strip())
         if match is None:
             raise RuntimeError(f"hirondelle serve did not start: {line!r}")
-        self.port = int(match.group(1))
+        self.port = self.tls_port = int(match.group(1))
         return self.port
 
     def memory(self) -> dict[str, float]:
@@ -314,7 +346,7 @@ base_dir = {root}/run
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 mail_location = maildir:{root}/mail/%u
 mail_fsync = optimized
@@ -341,7 +373,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service imap {{
@@ -356,11 +389,19 @@ class DovecotImap(dovecot_harness.Dovecot):
 
     name = "dovecot"
 
-    def __init__(self, root: Path, connections: int) -> None:
+    def __init__(self, root: Path, connections: int, *, tls: bool) -> None:
         super().__init__(root / "dovecot")
         self.user = "bench"
         self.port = _free_port()
+        self.tls_port = _free_port() if tls else 0
         (self.root / "passwd").write_text(f"{self.user}:{{ARGON2ID}}{CHEAP_HASH}\n")
+        ssl_settings = "ssl = no"
+        if tls:
+            from hirondelle import tls as tls_policy
+
+            certificate, key = self.root / "cert.pem", self.root / "key.pem"
+            tls_policy.generate_self_signed(certificate, key, hostname="mail.example.test")
+            ssl_settings = f"ssl = yes\nssl_cert = <{certificate}\nssl_key = <{key}"
         self.config.write_text(
             _DOVECOT_IMAP_CONFIG.format(
                 root=self.root,
@@ -369,6 +410,8 @@ class DovecotImap(dovecot_harness.Dovecot):
                 uid=self.uid,
                 gid=self.gid,
                 port=self.port,
+                tls_port=self.tls_port,
+                ssl=ssl_settings,
                 processes=connections + 200,
                 clients=connections + 1000,
             )
@@ -485,8 +528,8 @@ def _result(
     )
 
 
-async def _selected(port: int, user: str, mailbox: str = "INBOX") -> Client:
-    client = await Client.connect(port)
+async def _selected(port: int, user: str, mailbox: str = "INBOX", *, tls: bool = False) -> Client:
+    client = await Client.connect(port, tls=tls)
     await client.login(user)
     await client.command(f"SELECT {mailbox}".encode())
     return client
@@ -693,7 +736,7 @@ async def bench_big_select(server: HirondelleImap, runs: int = 5) -> dict[str, f
 
 
 async def bench_idle_memory(
-    server: HirondelleImap | DovecotImap, connections: int
+    server: HirondelleImap | DovecotImap, connections: int, *, tls: bool
 ) -> dict[str, Any]:
     before = server.memory()
     clients: list[Client] = []
@@ -701,7 +744,8 @@ async def bench_idle_memory(
 
     async def one() -> None:
         async with semaphore:
-            client = await _selected(server.port, server.user)
+            port = server.tls_port if tls else server.port
+            client = await _selected(port, server.user, tls=tls)
             await client.idle()
             clients.append(client)
 
@@ -716,6 +760,7 @@ async def bench_idle_memory(
     await asyncio.gather(*(c.close() for c in clients))
     return {
         "server": server.name,
+        "tls": tls,
         "connections": connections,
         "open_seconds": round(opened, 1),
         "before": {k: round(v, 1) for k, v in before.items()},
@@ -774,7 +819,7 @@ def _run_servers(
     hirondelle = HirondelleImap(work, database_url)
     appended, big = hirondelle.fill(mailbox, args.big, args.seed)
     log(f"hirondelle: appended in {appended:.0f} s, {args.big:,} synthetic in {big:.0f} s")
-    dovecot = DovecotImap(work, args.idle_connections)
+    dovecot = DovecotImap(work, args.idle_connections, tls=args.tls)
     report["fill_seconds"] = {
         "hirondelle_append": round(appended, 1),
         "hirondelle_big": round(big, 1),
@@ -826,12 +871,11 @@ async def _measure(
         if server is hirondelle:
             # A fresh process: the heap the operations above grew (10,000-message FETCH
             # responses) would otherwise hide what the idle connections cost.
-            hirondelle.stop()
-            hirondelle.start()
-            client = await _selected(server.port, server.user)
+            hirondelle.restart(tls=args.tls)
+            client = await _selected(hirondelle.port, server.user, tls=args.tls)
             await client.command(b"LOGOUT")
             await client.close()
-        memory = await bench_idle_memory(server, args.idle_connections)
+        memory = await bench_idle_memory(server, args.idle_connections, tls=args.tls)
         log(f"{server.name}: {memory}")
         results["idle_memory"].append(memory)
     return results
@@ -846,6 +890,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-connections", type=int, default=2000)
     parser.add_argument("--database", default="sqlite", help="sqlite or a PostgreSQL URL")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--tls", action="store_true", help="idle connections over implicit TLS (imaps)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     missing = dovecot_harness.available()

@@ -272,3 +272,24 @@ async def test_proven_password_refusals_do_not_count_as_guesses(
     for _ in range(12):
         await login(services, remote=ATTACKER, expect=Outcome.PROTOCOL_DISABLED)
     await login(services, remote=ATTACKER, protocol="pop3")
+
+
+@pytest.mark.parametrize(
+    ("address", "secret"),
+    [
+        ("", ""),
+        ("@", "x"),
+        (ALICE, "\x00"),
+        (ALICE, "\udc80 lone surrogate"),
+        ("\udc80@example.test", PASSWORD),
+        ("a" * 5000 + "@example.test", "b" * 5000),
+        (ALICE + "\x00", PASSWORD),
+        ("ÄLICE@EXAMPLE.TEST", PASSWORD),
+    ],
+)
+async def test_malformed_credentials_fail_cleanly(
+    services: Services, alice: Account, address: str, secret: str
+) -> None:
+    await login(services, secret, address=address, expect=Outcome.FAILED)
+    [row] = await services.authenticator.attempts(limit=1)
+    assert row.address.isprintable() and row.outcome == "failed"

@@ -93,6 +93,20 @@ class _Found:
     app_passwords: tuple[AppPassword, ...]
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _for_log(text: str) -> str:
+    """What a client sent, safe to store and show: control characters (NUL included,
+    which PostgreSQL text refuses) become "?"."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def limits_of(settings: IdentitySettings) -> Limits:
     return Limits(
         account_failures=settings.account_failures,
@@ -129,9 +143,14 @@ class Authenticator:
         switch = PROTOCOL_SWITCH.get(protocol)
         if switch is None:
             raise ValueError(f"unknown protocol {protocol!r}")
+        # Text that is not valid Unicode (lone surrogates) can be neither stored nor
+        # hashed: such an address names no account, such a secret matches nothing.
+        address_ok, secret_ok = _encodable(address), _encodable(secret)
+        if not address_ok:
+            address = address.encode("utf-8", "replace").decode("utf-8")
         typed = address.strip().lower()[:320]
         try:
-            normalized: str | None = normalize_address(address)
+            normalized: str | None = normalize_address(address) if address_ok else None
         except Refused:
             normalized = None
         key = normalized or typed
@@ -147,7 +166,11 @@ class Authenticator:
         self.limiter.begin(key, remote)
         try:
             found = await self._find(normalized, secret)
-            verified, app_password = await self._verify(found, secret)
+            if secret_ok:
+                verified, app_password = await self._verify(found, secret)
+            else:
+                await verify_password(None, "")  # the same work as a wrong password
+                verified, app_password = False, None
         except BaseException:
             self.limiter.end(key, remote)
             raise
@@ -258,9 +281,9 @@ class Authenticator:
         entry = audit.AuditEntry(
             at=at,
             protocol=protocol,
-            remote=remote,
-            client_id=client_id,
-            address=address,
+            remote=_for_log(remote),
+            client_id=_for_log(client_id),
+            address=_for_log(address),
             account_id=account_id,
             outcome=result.outcome.value,
             reason=reason,

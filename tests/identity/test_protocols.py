@@ -238,3 +238,22 @@ async def test_audit_records_remote_address_and_client_id(
         (protocol, ATTACKER, client, "failed", "bad-password"),
         (protocol, REAL_USER, client, "success", ""),
     ]
+
+
+@pytest.mark.parametrize("protocol", ["smtp"])
+async def test_smtp_auth_login_with_nul_in_the_user_name_is_a_plain_failure(
+    target: Target, alice: Account
+) -> None:
+    """AUTH LOGIN carries the user name in base64, so it may hold any byte."""
+
+    def attempt() -> str:
+        with smtplib.SMTP_SSL("localhost", target.port, context=target.context, timeout=10) as smtp:
+            smtp.ehlo("client.example.test")
+            smtp.user, smtp.password = "alice\x00@example.test", PASSWORD
+            try:
+                smtp.auth("LOGIN", smtp.auth_login, initial_response_ok=False)
+            except smtplib.SMTPAuthenticationError as error:
+                return f"{error.smtp_code} {error.smtp_error.decode()}"
+            return "OK"
+
+    assert await asyncio.to_thread(attempt) == FAILED["smtp"]

@@ -145,9 +145,12 @@ class Authenticator:
             raise ValueError(f"unknown protocol {protocol!r}")
         # Text that is not valid Unicode (lone surrogates) can be neither stored nor
         # hashed: such an address names no account, such a secret matches nothing.
+        # Control characters (NUL included, which PostgreSQL text refuses) are never
+        # part of an address (RFC 5321 §4.1.2).
         address_ok, secret_ok = _encodable(address), _encodable(secret)
         if not address_ok:
             address = address.encode("utf-8", "replace").decode("utf-8")
+        address_ok = address_ok and address.strip().isprintable()
         typed = address.strip().lower()[:320]
         try:
             normalized: str | None = normalize_address(address) if address_ok else None

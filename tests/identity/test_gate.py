@@ -293,3 +293,17 @@ async def test_malformed_credentials_fail_cleanly(
     await login(services, secret, address=address, expect=Outcome.FAILED)
     [row] = await services.authenticator.attempts(limit=1)
     assert row.address.isprintable() and row.outcome == "failed"
+
+
+async def test_parallel_correct_logins_all_get_in(services: Services, alice: Account) -> None:
+    """Regression: logins being checked counted as failures, so a client opening many
+    connections at once (or users behind one NAT address) was told "too many failed
+    logins" although nothing had failed. Now the extra attempts wait for the ones in
+    flight instead of being refused."""
+    results = await asyncio.gather(
+        *(
+            services.authenticator.authenticate(ALICE, PASSWORD, protocol="imap", remote=HOME)
+            for _ in range(40)
+        )
+    )
+    assert [r.outcome for r in results] == [Outcome.SUCCESS] * 40

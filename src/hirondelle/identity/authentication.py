@@ -20,6 +20,8 @@ credentials with every request; argon2 itself runs on a worker pool.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -130,6 +132,19 @@ class Authenticator:
         self.limiter = limiter or InProcessRateLimiter(limits_of(self.settings))
         self.cache = VerificationCache(float(self.settings.verification_cache_seconds))
         self._next_prune = 0.0
+        self._decision: asyncio.Event | None = None
+
+    async def _attempt_decided(self) -> None:
+        """Wait until some attempt in flight is decided (or a second has passed)."""
+        if self._decision is None:
+            self._decision = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._decision.wait(), 1.0)
+
+    def _decided(self) -> None:
+        if self._decision is not None:
+            self._decision.set()
+            self._decision = None
 
     async def authenticate(
         self,
@@ -158,13 +173,19 @@ class Authenticator:
             normalized = None
         key = normalized or typed
 
-        wait = self.limiter.retry_after(key, remote)
-        if wait > 0 and normalized is not None and remote:
-            wait = await self._unless_known_good(normalized, remote, wait)
-        if wait > 0:
-            result = AuthResult(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(wait)))
-            await self._audit(key, None, protocol, remote, client_id, result, "rate-limited")
-            return result
+        while True:
+            wait = self.limiter.retry_after(key, remote)
+            if wait > 0 and normalized is not None and remote:
+                wait = await self._unless_known_good(normalized, remote, wait)
+            if wait > 0:
+                result = AuthResult(Outcome.RATE_LIMITED, retry_after=max(1, math.ceil(wait)))
+                await self._audit(key, None, protocol, remote, client_id, result, "rate-limited")
+                return result
+            if not self.limiter.saturated(key, remote):
+                break
+            # Attempts in flight could use up what may still fail: wait until one is
+            # decided, then look again (it may have locked the account, or freed room).
+            await self._attempt_decided()
 
         self.limiter.begin(key, remote)
         try:
@@ -176,6 +197,7 @@ class Authenticator:
                 verified, app_password = False, None
         except BaseException:
             self.limiter.end(key, remote)
+            self._decided()
             raise
         account = found.account
         if account is None:
@@ -196,6 +218,7 @@ class Authenticator:
                 reason = f"app-password {app_password.id}"
 
         self.limiter.end(key, remote)
+        self._decided()
         if reason in GUESS_REASONS:
             if self.limiter.record_failure(key, remote) and account is not None:
                 self.cache.forget_account(account.id)

@@ -55,6 +55,13 @@ class RateLimiter(Protocol):
         log after a restart): its lockout does not apply there."""
         ...
 
+    def saturated(self, account: str, remote: str) -> bool:
+        """Not locked out, but the failures so far plus the attempts being checked now
+        would reach a threshold: a new attempt must wait for those to be decided (rather
+        than be refused: ten correct logins in parallel are a mail client, not an
+        attack)."""
+        ...
+
     def begin(self, account: str, remote: str) -> None:
         """An attempt that passed :meth:`retry_after` is being checked."""
         ...
@@ -67,8 +74,9 @@ class RateLimiter(Protocol):
 @dataclass(slots=True)
 class _Window:
     failures: deque[float] = field(default_factory=deque)
-    # Attempts being checked now: counted as failures until they are decided, so that
-    # guesses sent in parallel cannot all slip in before the first one is counted.
+    # Attempts being checked now. They do not count as failures, but no more of them are
+    # admitted than failures could still be afforded: guesses sent in parallel cannot
+    # all slip in before the first is counted, and correct ones only wait a moment.
     pending: int = 0
     locked_until: float = 0.0
     strikes: int = 0
@@ -97,6 +105,14 @@ class InProcessRateLimiter:
 
     def address_retry_after(self, remote: str) -> float:
         return self._wait(self._remotes.get(remote), self.limits.address_failures, self.clock())
+
+    def saturated(self, account: str, remote: str) -> bool:
+        now = self.clock()
+        if self._full(self._remotes.get(remote), self.limits.address_failures, now):
+            return True
+        if self.is_known_good(account, remote):
+            return False
+        return self._full(self._accounts.get(account), self.limits.account_failures, now)
 
     def begin(self, account: str, remote: str) -> None:
         self._window(self._remotes, remote).pending += 1
@@ -135,14 +151,17 @@ class InProcessRateLimiter:
         seen = self._known_good.get(account, {}).get(remote)
         return seen is not None and self.clock() - seen < KNOWN_GOOD_SECONDS
 
-    def _wait(self, window: _Window | None, threshold: int, now: float) -> float:
-        if window is None:
+    @staticmethod
+    def _wait(window: _Window | None, _threshold: int, now: float) -> float:
+        if window is None or window.locked_until <= now:
             return 0.0
-        if window.locked_until > now:
-            return window.locked_until - now
-        # Not locked, but the guesses in flight would reach the threshold: wait for them.
+        return window.locked_until - now
+
+    def _full(self, window: _Window | None, threshold: int, now: float) -> bool:
+        if window is None or not window.pending:
+            return False
         recent = sum(1 for at in window.failures if at > now - self.limits.window_seconds)
-        return 1.0 if recent + window.pending >= threshold else 0.0
+        return recent + window.pending >= threshold
 
     @staticmethod
     def _window(table: OrderedDict[str, _Window], key: str) -> _Window:

@@ -37,7 +37,12 @@ async def test_write_goes_through_fsync_then_rename(
     real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd: int) -> None:
-        events.append("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file")
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        events.append(
+            f"fsync-dir {Path(path).relative_to(store.root.parent)}"
+            if os.path.isdir(path)
+            else "fsync-file"
+        )
         real_fsync(fd)
 
     def replace(src: str | Path, dst: str | Path) -> None:
@@ -47,9 +52,22 @@ async def test_write_goes_through_fsync_then_rename(
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    await store.put(b"durable content")
-    assert events == ["fsync-file", "rename", "fsync-dir"]
+    ref = await store.put(b"durable content")
+    first, second = ref.hash[:2], ref.hash[2:4]
+    # New directories are made durable in their parents, then the file is written and
+    # fsynced, renamed in, and the rename made durable.
+    assert events == [
+        "fsync-dir blobs",
+        f"fsync-dir blobs/{first}",
+        "fsync-file",
+        "rename",
+        f"fsync-dir blobs/{first}/{second}",
+    ]
     assert list((store.root / "tmp").iterdir()) == [], "no temporary file left behind"
+    # Storing the same content again only makes sure its name is durable.
+    events.clear()
+    await store.put(b"durable content")
+    assert events == [f"fsync-dir blobs/{first}/{second}"]
 
 
 async def test_a_failed_write_leaves_nothing_visible(

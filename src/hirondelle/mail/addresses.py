@@ -12,7 +12,8 @@ import re
 from hirondelle.errors import Reason, Refused
 
 # RFC 5321 §4.1.2 dot-string local parts, plus the UTF-8 of RFC 6531 (SMTPUTF8).
-_LOCAL_PART = re.compile(r"^[^\s@\"(),:;<>\[\\\]]+$")
+# No controls (C0, DEL, C1): NUL in an address made PostgreSQL refuse the query.
+_LOCAL_PART = re.compile(r"^[^\s@\"(),:;<>\[\\\]\x00-\x1f\x7f-\x9f]+$")
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9\-\u0080-\U0010ffff]{1,63}(?<!-)$")
 
 SUBADDRESS_SEPARATOR = "+"

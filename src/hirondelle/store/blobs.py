@@ -101,7 +101,7 @@ class FileBlobStore:
             if self.fsync:
                 _fsync_directory(target.parent)
             return BlobRef(digest, len(data))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._make_directory(target.parent)
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="blob-")
         try:
             with os.fdopen(fd, "wb") as tmp:
@@ -117,6 +117,25 @@ class FileBlobStore:
         if self.fsync:
             _fsync_directory(target.parent)
         return BlobRef(digest, len(data))
+
+    def _make_directory(self, directory: Path) -> None:
+        """Create ``ROOT/ab/cd`` as needed; each directory created is made durable in its
+        parent (POSIX does not promise that a new directory's name survives a crash
+        until its parent is fsynced)."""
+        if directory.is_dir():
+            return
+        missing = []
+        current = directory
+        while not current.is_dir():
+            missing.append(current)
+            current = current.parent
+        for new in reversed(missing):
+            try:
+                new.mkdir()
+            except FileExistsError:  # another writer made it first: its fsync is ours too
+                continue
+            if self.fsync:
+                _fsync_directory(new.parent)
 
     async def get(self, blob_hash: str) -> bytes:
         result = await self._run(self.get_sync, blob_hash)

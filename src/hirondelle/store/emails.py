@@ -147,6 +147,12 @@ def release_blobs(conn: Connection, hashes: Iterable[str]) -> None:
         )
 
 
+def reference_blob(conn: Connection, blob: BlobRef) -> None:
+    """One reference more to ``blob`` (an email or a queued message now points to it);
+    the row is created on first use."""
+    driver_cursor(conn).execute(_UPSERT_BLOB.text(conn.dialect.name), (blob.hash, blob.size))
+
+
 # The delivery path's statements (DESIGN.md "Hot paths": built once, run on the driver's
 # cursor; see DriverStatement). Their semantics are those of the Core statements they
 # replaced; tests/store checks them on both backends.
@@ -837,11 +843,7 @@ def _duplicate_email(conn: Connection, account_id: int, email_id: int, modseq: i
     del values["id"]
     values.update(modseq=modseq, created_modseq=modseq)
     new_id = int(conn.execute(e.insert().values(**values).returning(e.c.id)).scalar_one())
-    conn.execute(
-        schema.blobs.update()
-        .where(schema.blobs.c.hash == values["blob_hash"])
-        .values(refcount=schema.blobs.c.refcount + 1, unreferenced_since=None)
-    )
+    reference_blob(conn, BlobRef(str(values["blob_hash"]), int(values["size"])))
     conn.execute(
         schema.accounts.update()
         .where(schema.accounts.c.id == account_id)

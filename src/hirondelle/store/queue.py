@@ -22,7 +22,7 @@ from hirondelle.errors import Reason, Refused
 from hirondelle.store import schema
 from hirondelle.store.blobs import BlobRef
 from hirondelle.store.database import WriteContext, now_us
-from hirondelle.store.emails import release_blobs
+from hirondelle.store.emails import reference_blob, release_blobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,21 +43,6 @@ class QueuedRecipient:
     created_at: int
 
 
-def _reference_blob(conn: Connection, blob: BlobRef) -> None:
-    # The same reference counting as emails' (store/emails.py), for queue rows.
-    updated = conn.execute(
-        schema.blobs.update()
-        .where(schema.blobs.c.hash == blob.hash)
-        .values(refcount=schema.blobs.c.refcount + 1, unreferenced_since=None)
-    ).rowcount
-    if not updated:
-        conn.execute(
-            schema.blobs.insert().values(
-                hash=blob.hash, size=blob.size, refcount=1, unreferenced_since=None
-            )
-        )
-
-
 def enqueue(
     ctx: WriteContext,
     *,
@@ -71,7 +56,7 @@ def enqueue(
     if not recipients:
         raise Refused(Reason.INVALID, "a queued message needs at least one recipient")
     now = now_us()
-    _reference_blob(ctx.conn, blob)
+    reference_blob(ctx.conn, blob)
     message_id = ctx.conn.execute(
         schema.queue_messages.insert()
         .values(

@@ -157,17 +157,20 @@ async def alice(node_services: Services) -> Account:
 
 
 async def test_right_password_logs_in(protocol: str, target: Target, alice: Account) -> None:
-    await login(protocol, target)
+    assert await login(protocol, target) == "OK"
 
 
 async def test_wrong_password_is_refused(protocol: str, target: Target, alice: Account) -> None:
-    await login(protocol, target, "wrong password", expect=FAILED[protocol])
+    reply = await login(protocol, target, "wrong password", expect=FAILED[protocol])
+    assert reply == FAILED[protocol]
 
 
 async def test_unknown_account_gets_the_same_reply(
     protocol: str, target: Target, alice: Account
 ) -> None:
-    await login(protocol, target, user="nobody@example.test", expect=FAILED[protocol])
+    unknown = await login(protocol, target, user="nobody@example.test", expect=FAILED[protocol])
+    wrong = await login(protocol, target, "wrong password", expect=FAILED[protocol])
+    assert unknown == wrong, "an unknown address must look like a wrong password"
 
 
 async def test_disabled_account_gets_the_same_reply(

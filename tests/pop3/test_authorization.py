@@ -88,7 +88,8 @@ async def test_login_after_stls_on_the_plain_port(
 
 @protocol_level
 async def test_stls_on_pop3s_is_refused(raw: RawClient) -> None:
-    await raw.command("STLS", expect="-ERR TLS is already active")
+    reply = await raw.command("STLS", expect="-ERR")
+    assert reply.startswith(b"-ERR TLS is already active")
 
 
 @protocol_level
@@ -146,7 +147,8 @@ async def test_three_failed_logins_close_the_session(raw: RawClient, alice: Acco
 
 
 async def test_pass_without_user_is_refused(raw: RawClient, alice: Account) -> None:
-    await raw.command(f"PASS {PASSWORD}", expect="-ERR send USER first")
+    reply = await raw.command(f"PASS {PASSWORD}", expect="-ERR")
+    assert reply.startswith(b"-ERR send USER first")
 
 
 async def test_pass_must_follow_user_immediately(raw: RawClient, alice: Account) -> None:
@@ -158,7 +160,9 @@ async def test_pass_must_follow_user_immediately(raw: RawClient, alice: Account)
 
 
 async def test_password_with_spaces_is_taken_whole(raw: RawClient, alice: Account) -> None:
-    await raw.login()  # PASSWORD contains spaces
+    assert " " in PASSWORD
+    await raw.login()
+    assert (await raw.command("STAT")).startswith(b"+OK ")
 
 
 async def test_auth_plain_with_initial_response(raw: RawClient, alice: Account) -> None:

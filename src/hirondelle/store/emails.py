@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from hirondelle.errors import Reason, Refused
 from hirondelle.mime import ParsedMessage
+from hirondelle.mime.headers import decode_words, unfold
 from hirondelle.store import schema, search
 from hirondelle.store.blobs import BlobRef
 from hirondelle.store.database import DriverStatement, WriteContext, driver_cursor, now_us
@@ -127,6 +128,15 @@ def search_document(parsed: ParsedMessage) -> search.SearchDocument:
         participants=" ".join(people),
         body=parsed.search_text,
         attachments=" ".join(attachment_names),
+        headers=header_text(parsed.headers),
+    )
+
+
+def header_text(fields: Iterable[tuple[str, str]]) -> str:
+    """The header as IMAP SEARCH TEXT reads it (``mail/search.py``): one "Name: value"
+    line per field, the value unfolded and RFC 2047-decoded."""
+    return "\n".join(
+        f"{name}: {decode_words(unfold(value.encode('utf-8')))}" for name, value in fields
     )
 
 
@@ -180,6 +190,11 @@ _ALLOCATE_UID = DriverStatement(
 _INSERT_MEMBERSHIP = DriverStatement(
     "INSERT INTO mailbox_messages (mailbox_id, uid, email_id, modseq, keywords)"
     " VALUES (?, ?, ?, ?, ?)"
+)
+# The mailbox's keyword list only grows (schema.mailbox_keywords): an insert that is
+# already there is a no-op on both backends.
+_NOTE_KEYWORD = DriverStatement(
+    "INSERT INTO mailbox_keywords (mailbox_id, keyword) VALUES (?, ?) ON CONFLICT DO NOTHING"
 )
 _ADD_USED_BYTES = DriverStatement("UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ?")
 _INBOX = DriverStatement("SELECT id FROM mailboxes WHERE account_id = ? AND role = 'inbox' LIMIT 1")
@@ -342,7 +357,10 @@ def _insert_email(
         _INSERT_MEMBERSHIP.text(dialect),
         [(m, u, email_id, modseq, keywords) for m, u in uids.items()],
     )
+    if keywords:
+        _note_keywords(cursor, dialect, [(m, keywords) for m in uids])
     cursor.execute(_ADD_USED_BYTES.text(dialect), (blob.size, account_id))
+    refresh_thread_counts(ctx.conn, [thread_id])
     search.index_email(
         ctx.conn, email_id=email_id, account_id=account_id, document=search_document(parsed)
     )
@@ -394,39 +412,63 @@ class MailboxColumns:
     keywords_in_use: frozenset[str]
 
 
-def mailbox_columns(conn: Connection, mailbox_id: int) -> MailboxColumns:
-    """UID and modseq of every message (one index range scan of one narrow table) and
-    the distinct keyword sets in use (for the IMAP FLAGS response)."""
-    mm = schema.mailbox_messages
-    rows = _driver_rows(
-        conn,
-        sa.select(mm.c.uid, mm.c.modseq).where(mm.c.mailbox_id == mailbox_id).order_by(mm.c.uid),
-    )
-    sets = conn.execute(
-        sa.select(mm.c.keywords).where(mm.c.mailbox_id == mailbox_id).distinct()
-    ).scalars()
-    in_use = frozenset(word for text in sets for word in text.split())
+_MAILBOX_UIDS = DriverStatement(
+    "SELECT uid, modseq FROM mailbox_messages WHERE mailbox_id = ? ORDER BY uid"
+)
+_MAILBOX_KEYWORDS = DriverStatement("SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ?")
+
+
+def mailbox_columns(
+    conn: Connection,
+    mailbox_id: int,
+    *,
+    known: tuple[array[int], array[int]] | None = None,
+) -> MailboxColumns:
+    """UID and modseq of every message (one index-only range scan of one narrow table)
+    and the mailbox's keywords (``mailbox_keywords``, kept at write time: no scan of the
+    rows' keywords), for SELECT. ``known``: UIDs and modseqs the caller already holds
+    and knows to be current (same account modseq in this transaction): only the
+    keywords are read."""
+    dialect = conn.dialect.name
+    cursor = driver_cursor(conn)
+    try:
+        rows: list[tuple[int, int]] = []
+        if known is None:
+            cursor.execute(_MAILBOX_UIDS.text(dialect), (mailbox_id,))
+            rows = cursor.fetchall()
+        cursor.execute(_MAILBOX_KEYWORDS.text(dialect), (mailbox_id,))
+        in_use = frozenset(str(row[0]) for row in cursor.fetchall())
+    finally:
+        cursor.close()
+    if known is not None:
+        return MailboxColumns(known[0], known[1], in_use)
     if not rows:
         return MailboxColumns(array("I"), array("Q"), in_use)
+    # Two comprehensions: zip(*rows) would be a call with 100,000 arguments, four times
+    # slower (200 ms of CPU for 100,000 rows, measured).
     return MailboxColumns(
         array("I", [row[0] for row in rows]), array("Q", [row[1] for row in rows]), in_use
     )
 
 
-def _driver_rows(conn: Connection, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
-    """Rows as the driver's plain tuples, for the one query whose row count is the
-    mailbox size: SQLAlchemy's Row objects cost more than the query itself there."""
-    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = compiled.construct_params()
-    arguments: Any = (
-        tuple(params[name] for name in compiled.positiontup or ())
-        if compiled.positional
-        else params
-    )
-    cursor = conn.connection.cursor()
+def _note_keywords(cursor: Any, dialect: str, sets: Iterable[tuple[int, str]]) -> None:
+    """Add the words of each (mailbox id, serialized keywords) to the mailbox's keyword
+    list (``schema.mailbox_keywords``)."""
+    pairs = sorted({(m, word) for m, text in sets for word in text.split()})
+    if pairs:
+        cursor.executemany(_NOTE_KEYWORD.text(dialect), pairs)
+
+
+def note_mailbox_keywords(conn: Connection, mailbox_id: int) -> None:
+    """Rebuild a mailbox's keyword list from its messages (for a fill that wrote
+    ``mailbox_messages`` directly, such as ``bench.imap``'s)."""
+    mm = schema.mailbox_messages
+    sets = conn.execute(
+        sa.select(mm.c.keywords).where(mm.c.mailbox_id == mailbox_id).distinct()
+    ).scalars()
+    cursor = driver_cursor(conn)
     try:
-        cursor.execute(compiled.string, arguments)
-        return list(cursor.fetchall())
+        _note_keywords(cursor, conn.dialect.name, [(mailbox_id, text) for text in sets])
     finally:
         cursor.close()
 
@@ -451,12 +493,15 @@ def set_keywords(
     if not ids:
         return []
     rows = conn.execute(
-        sa.select(e.c.id, e.c.keywords).where(e.c.account_id == account_id, e.c.id.in_(ids))
+        sa.select(e.c.id, e.c.keywords, e.c.thread_id).where(
+            e.c.account_id == account_id, e.c.id.in_(ids)
+        )
     ).all()
+    thread_of = {int(email_id): int(thread_id) for email_id, _, thread_id in rows}
     add_set, remove_set = set(add), set(remove)
     replace_set = set(replace) if replace is not None else None
     changed: list[tuple[int, frozenset[str], bool]] = []
-    for email_id, text in rows:
+    for email_id, text, _thread in rows:
         current = parse_keywords(text)
         new = (
             frozenset(replace_set) if replace_set is not None else (current | add_set) - remove_set
@@ -476,6 +521,14 @@ def set_keywords(
     memberships = conn.execute(
         sa.select(mm.c.mailbox_id, mm.c.uid, mm.c.email_id).where(mm.c.email_id.in_(changed_ids))
     ).all()
+    new_text = {email_id: serialize_keywords(new) for email_id, new, _ in changed}
+    cursor = driver_cursor(conn)
+    try:
+        _note_keywords(
+            cursor, conn.dialect.name, [(m, new_text[email_id]) for m, _, email_id in memberships]
+        )
+    finally:
+        cursor.close()
     seen_changed = {email_id for email_id, _, flip in changed if flip}
     journal_rows: list[dict[str, object]] = [
         {"kind": "Email", "object_id": email_id, "change": "updated"} for email_id in changed_ids
@@ -494,6 +547,7 @@ def set_keywords(
         if email_id in seen_changed:
             journal_rows.append({"kind": "Mailbox", "object_id": mailbox_id, "change": "updated"})
     _touch_mailboxes(conn, touched_mailboxes, modseq)
+    refresh_thread_counts(conn, {thread_of[email_id] for email_id in changed_ids})
     ctx.journal_many(account_id, _dedupe(journal_rows))
     return [KeywordChange(email_id, new, modseq) for email_id, new, _ in changed]
 
@@ -569,6 +623,7 @@ def remove_from_mailbox(
     if orphans:
         _destroy_emails(conn, account_id, orphans)
     thread_ids = set(threads.values())
+    refresh_thread_counts(conn, thread_ids)
     living_threads = set(
         conn.execute(
             sa.select(e.c.thread_id)
@@ -664,20 +719,61 @@ def _uid_ranges(uids: Sequence[int]) -> list[tuple[int, int]]:
     return ranges
 
 
-def _uid_condition(
-    column: sa.ColumnElement[int], ranges: list[tuple[int, int]]
-) -> sa.ColumnElement[bool]:
-    singles = [low for low, high in ranges if low == high]
-    spans = [column.between(low, high) for low, high in ranges if low != high]
-    clauses: list[sa.ColumnElement[bool]] = list(spans)
-    if singles:
-        clauses.append(column.in_(singles))
-    return sa.or_(*clauses)
-
-
 def _range_chunks(uids: Sequence[int], size: int = 400) -> list[list[tuple[int, int]]]:
     ranges = _uid_ranges(uids)
     return [ranges[start : start + size] for start in range(0, len(ranges), size)]
+
+
+def _uid_sql(ranges: list[tuple[int, int]]) -> tuple[str, list[int]]:
+    """UID ranges as SQL (a BETWEEN per span, one IN for single UIDs) with ``?``
+    placeholders, and its parameters."""
+    clauses = ["mm.uid BETWEEN ? AND ?" for low, high in ranges if low != high]
+    params = [bound for low, high in ranges if low != high for bound in (low, high)]
+    singles = [low for low, high in ranges if low == high]
+    if singles:
+        clauses.append(f"mm.uid IN ({', '.join('?' * len(singles))})")
+        params.extend(singles)
+    return " OR ".join(clauses), params
+
+
+def _membership_rows(
+    conn: Connection, columns: str, mailbox_id: int, uids: Sequence[int], *, join: bool
+) -> list[tuple[Any, ...]]:
+    """Rows of ``columns`` of the mailbox's memberships (``mm``; with ``join``, their
+    emails ``e``) whose UID is in ``uids``, in UID order, as the driver's tuples.
+
+    These run once per FETCH, often for one message (``UID FETCH n BODY.PEEK[]``):
+    building and compiling a Core statement cost more than SQLite's work there
+    (DESIGN.md "Hot paths"), so the text is written directly, in one dialect-neutral
+    form whose only variable part is the number of placeholders."""
+    dialect = conn.dialect.name
+    source = (
+        "mailbox_messages mm JOIN emails e ON e.id = mm.email_id"
+        if join
+        else ("mailbox_messages mm")
+    )
+    result: list[tuple[Any, ...]] = []
+    cursor = driver_cursor(conn)
+    try:
+        for chunk in _range_chunks(uids):
+            condition, params = _uid_sql(chunk)
+            text = (
+                f"SELECT {columns} FROM {source} WHERE mm.mailbox_id = ? AND ({condition})"
+                " ORDER BY mm.uid"
+            )
+            if dialect != "sqlite":
+                text = text.replace("?", "%s")
+            cursor.execute(text, (mailbox_id, *params))
+            result.extend(cursor.fetchall())
+    finally:
+        cursor.close()
+    return result
+
+
+_FETCH_COLUMNS = (
+    "mm.uid, mm.modseq, mm.email_id, e.keywords, e.size, e.received_at, e.blob_hash,"
+    " e.header_end, e.envelope, e.body_structure, e.body"
+)
 
 
 def fetch_rows(
@@ -685,42 +781,21 @@ def fetch_rows(
 ) -> list[FetchRow]:
     """The stored FETCH data of the given UIDs, in UID order: one query per 400 UID
     ranges (a whole mailbox is one range)."""
-    mm, e = schema.mailbox_messages, schema.emails
-    columns = [
-        mm.c.uid,
-        mm.c.modseq,
-        mm.c.email_id,
-        e.c.keywords,
-        e.c.size,
-        e.c.received_at,
-        e.c.blob_hash,
-        e.c.header_end,
-        e.c.envelope,
-        e.c.body_structure,
-        e.c.body,
-        e.c.structure if with_structure else sa.null(),
-    ]
-    result: list[FetchRow] = []
-    for chunk in _range_chunks(uids):
-        rows = conn.execute(
-            sa.select(*columns)
-            .join(e, e.c.id == mm.c.email_id)
-            .where(mm.c.mailbox_id == mailbox_id, _uid_condition(mm.c.uid, chunk))
-            .order_by(mm.c.uid)
-        )
-        result.extend(FetchRow(*row) for row in rows)
-    return result
+    columns = _FETCH_COLUMNS + (", e.structure" if with_structure else ", NULL")
+    rows = _membership_rows(conn, columns, mailbox_id, uids, join=True)
+    return [FetchRow(*row) for row in rows]
 
 
-#: Stored FETCH data by IMAP item name (ENVELOPE, BODYSTRUCTURE... rendered at ingest).
+#: Stored FETCH data by IMAP item name (ENVELOPE, BODYSTRUCTURE... rendered at ingest):
+#: the column of ``mm`` (mailbox_messages) or ``e`` (emails) that holds it.
 STORED_ITEMS = {
-    "FLAGS": schema.mailbox_messages.c.keywords,
-    "MODSEQ": schema.mailbox_messages.c.modseq,
-    "INTERNALDATE": schema.emails.c.received_at,
-    "RFC822.SIZE": schema.emails.c.size,
-    "ENVELOPE": schema.emails.c.envelope,
-    "BODY": schema.emails.c.body,
-    "BODYSTRUCTURE": schema.emails.c.body_structure,
+    "FLAGS": "mm.keywords",
+    "MODSEQ": "mm.modseq",
+    "INTERNALDATE": "e.received_at",
+    "RFC822.SIZE": "e.size",
+    "ENVELOPE": "e.envelope",
+    "BODY": "e.body",
+    "BODYSTRUCTURE": "e.body_structure",
 }
 
 
@@ -729,45 +804,23 @@ def stored_items(
 ) -> list[tuple[Any, ...]]:
     """(UID, *values of ``names``) per message in UID order: ``FETCH 1:* (FLAGS
     ENVELOPE)`` is this one query joining stored bytes (DESIGN.md "Hot paths")."""
-    mm, e = schema.mailbox_messages, schema.emails
-    columns = [STORED_ITEMS[name] for name in names]
-    rows: list[tuple[Any, ...]] = []
-    for chunk in _range_chunks(uids):
-        statement = (
-            sa.select(mm.c.uid, *columns)
-            .join(e, e.c.id == mm.c.email_id)
-            .where(mm.c.mailbox_id == mailbox_id, _uid_condition(mm.c.uid, chunk))
-            .order_by(mm.c.uid)
-        )
-        rows.extend(_driver_rows(conn, statement))
-    return rows
+    columns = ", ".join(["mm.uid", *(STORED_ITEMS[name] for name in names)])
+    return _membership_rows(conn, columns, mailbox_id, uids, join=True)
 
 
 def message_views(conn: Connection, mailbox_id: int, uids: Sequence[int]) -> list[MessageView]:
     """UID, modseq, email id and keywords of the given UIDs still in the mailbox."""
-    mm = schema.mailbox_messages
-    result: list[MessageView] = []
-    for chunk in _range_chunks(uids):
-        rows = conn.execute(
-            sa.select(mm.c.uid, mm.c.modseq, mm.c.email_id, mm.c.keywords)
-            .where(mm.c.mailbox_id == mailbox_id, _uid_condition(mm.c.uid, chunk))
-            .order_by(mm.c.uid)
-        )
-        result.extend(MessageView(*row) for row in rows)
-    return result
+    rows = _membership_rows(
+        conn, "mm.uid, mm.modseq, mm.email_id, mm.keywords", mailbox_id, uids, join=False
+    )
+    return [MessageView(*row) for row in rows]
 
 
 def keywords_of(conn: Connection, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
     """UID -> keywords of the given UIDs still in the mailbox (FETCH FLAGS), as plain
     driver rows: this is read for every message of a ``FETCH 1:* FLAGS``."""
-    mm = schema.mailbox_messages
-    result: dict[int, str] = {}
-    for chunk in _range_chunks(uids):
-        statement = sa.select(mm.c.uid, mm.c.keywords).where(
-            mm.c.mailbox_id == mailbox_id, _uid_condition(mm.c.uid, chunk)
-        )
-        result.update(_driver_rows(conn, statement))
-    return result
+    rows = _membership_rows(conn, "mm.uid, mm.keywords", mailbox_id, uids, join=False)
+    return {int(uid): str(keywords) for uid, keywords in rows}
 
 
 def copy_to_mailbox(
@@ -830,7 +883,16 @@ def copy_to_mailbox(
             for uid, email_id in zip(uids, targets, strict=True)
         ],
     )
+    cursor = driver_cursor(conn)
+    try:
+        _note_keywords(cursor, conn.dialect.name, [(mailbox_id, t) for t in keyword_of.values()])
+    finally:
+        cursor.close()
     conn.execute(e.update().where(e.c.id.in_(targets)).values(modseq=modseq))
+    refresh_thread_counts(
+        conn,
+        conn.execute(sa.select(e.c.thread_id).where(e.c.id.in_(targets)).distinct()).scalars(),
+    )
     journal_rows.append({"kind": "Mailbox", "object_id": mailbox_id, "change": "updated"})
     ctx.journal_many(account_id, _dedupe(journal_rows))
     return uids
@@ -860,3 +922,166 @@ def account_quota(conn: Connection, account_id: int) -> tuple[int, int | None]:
         )
     ).one()
     return int(row[0]), (int(row[1]) if row[1] is not None else None)
+
+
+def _has(keywords: sa.ColumnElement[str], word: str) -> sa.ColumnElement[bool]:
+    """Keyword test on the space-separated ``keywords`` column."""
+    return (sa.literal(" ") + keywords + sa.literal(" ")).like(f"% {word} %")
+
+
+def _as_int(flag: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.case((flag, 1), else_=0)
+
+
+_COUNT_FIELDS = ("emails", "unseen", "unread", "deleted", "size")
+
+
+def refresh_thread_counts(conn: Connection, thread_ids: Iterable[int]) -> None:
+    """Bring ``mailbox_threads`` and the mailbox counter columns up to date for
+    ``thread_ids`` after a write changed their emails' memberships or keywords.
+
+    Every write that changes ``mailbox_messages``, ``emails.keywords`` or
+    ``emails.thread_id`` calls this in its own transaction with the threads it touched:
+    their rows are recounted from the (small) threads themselves, and each mailbox's
+    columns move by the difference, so STATUS and Mailbox/get read counters instead of
+    scanning (RFC 8621 §2 counts; RFC 9051 §6.3.11 STATUS). Idempotent, so a re-run write
+    function (SQLite group commit) is safe.
+    """
+    mt, mm, e, mb = schema.mailbox_threads, schema.mailbox_messages, schema.emails, schema.mailboxes
+    threads = sorted(set(thread_ids))
+    for start in range(0, len(threads), 500):
+        chunk = threads[start : start + 500]
+        old: dict[tuple[int, int], tuple[int, ...]] = {
+            (int(row[0]), int(row[1])): tuple(int(v) for v in row[2:])
+            for row in conn.execute(
+                sa.select(
+                    mt.c.mailbox_id,
+                    mt.c.thread_id,
+                    *(mt.c[f] for f in _COUNT_FIELDS),
+                    mt.c.thread_unread,
+                ).where(mt.c.thread_id.in_(chunk))
+            )
+        }
+        unread = ~_has(e.c.keywords, "$seen") & ~_has(e.c.keywords, "$draft")
+        thread_unread: dict[int, int] = {
+            int(t): int(n or 0)
+            for t, n in conn.execute(
+                sa.select(e.c.thread_id, sa.func.sum(_as_int(unread)))
+                .where(e.c.thread_id.in_(chunk))
+                .group_by(e.c.thread_id)
+            )
+        }
+        new: dict[tuple[int, int], tuple[int, ...]] = {}
+        for row in conn.execute(
+            sa.select(
+                mm.c.mailbox_id,
+                e.c.thread_id,
+                sa.func.count(),
+                sa.func.sum(_as_int(~_has(e.c.keywords, "$seen"))),
+                sa.func.sum(_as_int(unread)),
+                sa.func.sum(_as_int(_has(e.c.keywords, "$deleted"))),
+                sa.func.sum(e.c.size),
+            )
+            .join(mm, mm.c.email_id == e.c.id)
+            .where(e.c.thread_id.in_(chunk))
+            .group_by(mm.c.mailbox_id, e.c.thread_id)
+        ):
+            key = (int(row[0]), int(row[1]))
+            new[key] = (*(int(v or 0) for v in row[2:]), thread_unread.get(key[1], 0))
+        deltas: dict[int, list[int]] = {}
+        for key in old.keys() | new.keys():
+            before, after = old.get(key), new.get(key)
+            if before == after:
+                continue
+            delta = deltas.setdefault(key[0], [0] * 7)
+            for i in range(5):
+                delta[i] += (after[i] if after else 0) - (before[i] if before else 0)
+            delta[5] += (after is not None) - (before is not None)
+            delta[6] += (after is not None and after[5] > 0) - (
+                before is not None and before[5] > 0
+            )
+        if old.keys() - new.keys() or any(old.get(k) != v for k, v in new.items()):
+            conn.execute(mt.delete().where(mt.c.thread_id.in_(chunk)))
+            if new:
+                conn.execute(
+                    mt.insert(),
+                    [
+                        dict(
+                            mailbox_id=m,
+                            thread_id=t,
+                            **dict(zip((*_COUNT_FIELDS, "thread_unread"), v, strict=True)),
+                        )
+                        for (m, t), v in new.items()
+                    ],
+                )
+        for mailbox_id, d in deltas.items():
+            if any(d):
+                conn.execute(
+                    mb.update()
+                    .where(mb.c.id == mailbox_id)
+                    .values(
+                        total_emails=mb.c.total_emails + d[0],
+                        unseen_emails=mb.c.unseen_emails + d[1],
+                        unread_emails=mb.c.unread_emails + d[2],
+                        deleted_emails=mb.c.deleted_emails + d[3],
+                        total_size=mb.c.total_size + d[4],
+                        total_threads=mb.c.total_threads + d[5],
+                        unread_threads=mb.c.unread_threads + d[6],
+                    )
+                )
+
+
+def rebuild_counters(conn: Connection, account_id: int) -> None:
+    """Recompute the account's mailbox counters by scanning its mail, for bulk loaders
+    that fill ``mailbox_messages`` directly (the benchmarks' synthetic fill); every write
+    path of the store keeps them with :func:`refresh_thread_counts` instead."""
+    mt, mm, e, mb = schema.mailbox_threads, schema.mailbox_messages, schema.emails, schema.mailboxes
+    own = sa.select(mb.c.id).where(mb.c.account_id == account_id)
+    conn.execute(mt.delete().where(mt.c.mailbox_id.in_(own)))
+    unread = ~_has(e.c.keywords, "$seen") & ~_has(e.c.keywords, "$draft")
+    thread_unread = (
+        sa.select(e.c.thread_id, sa.func.sum(_as_int(unread)).label("n"))
+        .where(e.c.account_id == account_id)
+        .group_by(e.c.thread_id)
+        .subquery()
+    )
+    per_pair = (
+        sa.select(
+            mm.c.mailbox_id,
+            e.c.thread_id,
+            sa.func.count(),
+            sa.func.sum(_as_int(~_has(e.c.keywords, "$seen"))),
+            sa.func.sum(_as_int(unread)),
+            sa.func.sum(_as_int(_has(e.c.keywords, "$deleted"))),
+            sa.func.sum(e.c.size),
+            sa.func.max(thread_unread.c.n),
+        )
+        .join(mm, mm.c.email_id == e.c.id)
+        .join(thread_unread, thread_unread.c.thread_id == e.c.thread_id)
+        .where(e.c.account_id == account_id)
+        .group_by(mm.c.mailbox_id, e.c.thread_id)
+    )
+    conn.execute(
+        mt.insert().from_select(
+            ["mailbox_id", "thread_id", *_COUNT_FIELDS, "thread_unread"], per_pair
+        )
+    )
+
+    def total(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.func.coalesce(
+            sa.select(value).where(mt.c.mailbox_id == mb.c.id).scalar_subquery(), 0
+        )
+
+    conn.execute(
+        mb.update()
+        .where(mb.c.account_id == account_id)
+        .values(
+            total_emails=total(sa.func.sum(mt.c.emails)),
+            unseen_emails=total(sa.func.sum(mt.c.unseen)),
+            unread_emails=total(sa.func.sum(mt.c.unread)),
+            deleted_emails=total(sa.func.sum(mt.c.deleted)),
+            total_size=total(sa.func.sum(mt.c.size)),
+            total_threads=total(sa.func.count()),
+            unread_threads=total(sa.func.sum(_as_int(mt.c.thread_unread > 0))),
+        )
+    )

@@ -211,26 +211,18 @@ def list_mailboxes(conn: Connection, account_id: int) -> list[Mailbox]:
 
 
 def mailbox_counts(conn: Connection, mailbox_ids: list[int]) -> dict[int, MailboxCounts]:
-    """Messages, unseen, \\Deleted and total size per mailbox, in one query."""
-    mm, e = schema.mailbox_messages, schema.emails
-    padded = sa.literal(" ") + e.c.keywords + sa.literal(" ")
-    query = (
-        sa.select(
-            mm.c.mailbox_id,
-            sa.func.count(),
-            sa.func.sum(sa.case((padded.like("% $seen %"), 0), else_=1)),
-            sa.func.sum(sa.case((padded.like("% $deleted %"), 1), else_=0)),
-            sa.func.sum(e.c.size),
-        )
-        .join(e, e.c.id == mm.c.email_id)
-        .where(mm.c.mailbox_id.in_(mailbox_ids))
-        .group_by(mm.c.mailbox_id)
-    )
+    """Messages, unseen, \\Deleted and total size per mailbox (RFC 9051 §6.3.11 STATUS):
+    the counters every write keeps (``store.emails.refresh_thread_counts``), no scan."""
+    mb = schema.mailboxes
     counts = {mailbox_id: MailboxCounts(0, 0, 0, 0) for mailbox_id in mailbox_ids}
-    for mailbox_id, messages, unseen, deleted, size in conn.execute(query):
-        counts[mailbox_id] = MailboxCounts(
-            int(messages), int(unseen or 0), int(deleted or 0), int(size or 0)
+    for chunk_start in range(0, len(mailbox_ids), 500):
+        rows = conn.execute(
+            sa.select(
+                mb.c.id, mb.c.total_emails, mb.c.unseen_emails, mb.c.deleted_emails, mb.c.total_size
+            ).where(mb.c.id.in_(mailbox_ids[chunk_start : chunk_start + 500]))
         )
+        for mailbox_id, messages, unseen, deleted, size in rows:
+            counts[mailbox_id] = MailboxCounts(int(messages), int(unseen), int(deleted), int(size))
     return counts
 
 

@@ -12,7 +12,7 @@ content stays while any recipient is pending and is released with the last one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -35,12 +35,17 @@ class QueuedRecipient:
     attempts: int
     last_error: str
     delay_warned: bool
+    # RFC 3461 §4.1-4.2: NOTIFY ("" = FAILURE,DELAY) and ORCPT ("addr-type;address").
+    notify: str
+    orcpt: str
     # From the message row:
     blob_hash: str
     size: int
     mail_from: str
     account_id: int | None
     created_at: int
+    ret: str  # RFC 3461 §4.3: "FULL", "HDRS" or ""
+    envid: str  # RFC 3461 §4.4, decoded
 
 
 def enqueue(
@@ -51,8 +56,13 @@ def enqueue(
     recipients: Sequence[str],
     account_id: int | None,
     not_before: int | None = None,
+    ret: str = "",
+    envid: str = "",
+    dsn_parameters: Mapping[str, tuple[str, str]] | None = None,
 ) -> int:
-    """Queue one message for ``recipients`` (addresses ``local@domain``); its id."""
+    """Queue one message for ``recipients`` (addresses ``local@domain``); its id.
+    ``dsn_parameters`` maps a recipient to its RFC 3461 (NOTIFY, ORCPT)."""
+    parameters = dsn_parameters or {}
     if not recipients:
         raise Refused(Reason.INVALID, "a queued message needs at least one recipient")
     now = now_us()
@@ -65,6 +75,8 @@ def enqueue(
             mail_from=mail_from,
             account_id=account_id,
             created_at=now,
+            ret=ret,
+            envid=envid,
         )
         .returning(schema.queue_messages.c.id)
     ).scalar_one()
@@ -79,6 +91,8 @@ def enqueue(
                 "attempts": 0,
                 "last_error": "",
                 "delay_warned": False,
+                "notify": parameters.get(address, ("", ""))[0],
+                "orcpt": parameters.get(address, ("", ""))[1],
             }
             for address in dict.fromkeys(recipients)
         ],
@@ -97,11 +111,15 @@ def _joined() -> sa.Select[tuple[object, ...]]:
         r.c.attempts,
         r.c.last_error,
         r.c.delay_warned,
+        r.c.notify,
+        r.c.orcpt,
         m.c.blob_hash,
         m.c.size,
         m.c.mail_from,
         m.c.account_id,
         m.c.created_at,
+        m.c.ret,
+        m.c.envid,
     ).join(m, m.c.id == r.c.message_id)
 
 
@@ -203,6 +221,80 @@ def recipient_ids_of(conn: Connection, message_ids: Sequence[int]) -> list[int]:
     return list(
         conn.execute(sa.select(r.c.id).where(r.c.message_id.in_(list(message_ids)))).scalars().all()
     )
+
+
+# -- final outcomes (issue 7) ---------------------------------------------------------
+
+#: How long an outcome no EmailSubmission refers to is kept: a submission is written just
+#: after its message is queued, so a fast delivery may finish first.
+OUTCOME_KEEP_US = 7 * 86_400 * 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a recipient that left the queue."""
+
+    delivered: bool
+    reply: str  # the remote's SMTP reply, or ours when it never gave a final one
+
+
+def record_outcomes(
+    ctx: WriteContext, outcomes: dict[tuple[int, str], Outcome], *, now: int
+) -> None:
+    """Keep the final outcome of recipients (queue message id, address) leaving the queue,
+    and drop the old ones that no submission refers to. May be re-run (group commit): a
+    row already there is replaced."""
+    o = schema.queue_outcomes
+    if outcomes:
+        for message_id, address in outcomes:
+            ctx.conn.execute(o.delete().where(o.c.message_id == message_id, o.c.address == address))
+        ctx.conn.execute(
+            o.insert(),
+            [
+                {
+                    "message_id": message_id,
+                    "address": address,
+                    "delivered": outcome.delivered,
+                    "reply": outcome.reply[:2000],
+                    "finished_at": now,
+                }
+                for (message_id, address), outcome in outcomes.items()
+            ],
+        )
+    submissions = schema.schema_vacation.email_submissions
+    ctx.conn.execute(
+        o.delete().where(
+            o.c.finished_at < now - OUTCOME_KEEP_US,
+            o.c.message_id.not_in(
+                sa.select(submissions.c.queue_message_id).where(
+                    submissions.c.queue_message_id.is_not(None)
+                )
+            ),
+        )
+    )
+
+
+def outcomes_of(conn: Connection, message_ids: Sequence[int]) -> dict[int, dict[str, Outcome]]:
+    """queue message id -> address -> final outcome, for recipients that left the queue."""
+    o = schema.queue_outcomes
+    found: dict[int, dict[str, Outcome]] = {}
+    if not message_ids:
+        return found
+    rows = conn.execute(
+        sa.select(o.c.message_id, o.c.address, o.c.delivered, o.c.reply).where(
+            o.c.message_id.in_(list(message_ids))
+        )
+    )
+    for message_id, address, delivered, reply in rows:
+        found.setdefault(int(message_id), {})[str(address)] = Outcome(bool(delivered), str(reply))
+    return found
+
+
+def forget_outcomes(ctx: WriteContext, message_ids: Sequence[int]) -> None:
+    """Drop the outcomes of queue messages (their submission is gone)."""
+    if message_ids:
+        o = schema.queue_outcomes
+        ctx.conn.execute(o.delete().where(o.c.message_id.in_(list(message_ids))))
 
 
 # -- DKIM keys -------------------------------------------------------------------------

@@ -32,6 +32,18 @@ metadata = sa.MetaData(
     }
 )
 
+
+def account_id_column(**options: object) -> sa.Column[int]:
+    """The ``account_id`` column of a table whose rows belong to one account: removing
+    the account removes them (``ON DELETE CASCADE``)."""
+    return sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        **options,  # type: ignore[arg-type]
+    )
+
+
 # Timestamps are stored as integer microseconds since the epoch (UTC): identical on both
 # backends, totally ordered, and cheap to compare in indexes.
 Timestamp = sa.BigInteger
@@ -118,12 +130,7 @@ mailboxes = sa.Table(
     "mailboxes",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column(
-        "account_id",
-        sa.Integer,
-        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    account_id_column(nullable=False),
     # Full hierarchical name, "/"-separated, NFC Unicode ("INBOX" for the inbox).
     sa.Column("name", sa.String(1000), nullable=False),
     sa.Column(
@@ -143,6 +150,16 @@ mailboxes = sa.Table(
     # IMAP HIGHESTMODSEQ, and a cheap "has anything changed" check.
     sa.Column("highest_modseq", sa.BigInteger, nullable=False, default=0),
     sa.Column("created_at", Timestamp, nullable=False),
+    # Counters kept by every write in the same transaction (store/emails.py
+    # refresh_thread_counts, migration 0014): IMAP STATUS and JMAP Mailbox/get read them
+    # instead of scanning the mailbox. Sums of the mailbox's mailbox_threads rows.
+    sa.Column("total_emails", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("unseen_emails", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("unread_emails", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("deleted_emails", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("total_size", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("total_threads", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("unread_threads", sa.BigInteger, nullable=False, server_default="0"),
     sa.UniqueConstraint("account_id", "name"),
     sa.Index(
         "ix_mailboxes_account_id_role",
@@ -152,6 +169,30 @@ mailboxes = sa.Table(
         sqlite_where=sa.text("role IS NOT NULL"),
         postgresql_where=sa.text("role IS NOT NULL"),
     ),
+)
+
+# Per mailbox and thread: the thread's emails in the mailbox (a row only while there is
+# at least one), their unseen (no $seen), unread (RFC 8621: neither $seen nor $draft) and
+# \\Deleted counts and size, and the number of unread emails of the whole thread (RFC 8621
+# §2 unreadThreads: the unread email need not be in this mailbox). Rewritten for the
+# threads a write touches; the mailbox columns above move by the difference (migration 0014).
+mailbox_threads = sa.Table(
+    "mailbox_threads",
+    metadata,
+    sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("thread_id", sa.BigInteger, primary_key=True),
+    sa.Column("emails", sa.BigInteger, nullable=False),
+    sa.Column("unseen", sa.BigInteger, nullable=False),
+    sa.Column("unread", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.BigInteger, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("thread_unread", sa.BigInteger, nullable=False),
+    sa.Index("ix_mailbox_threads_thread_id", "thread_id"),
 )
 
 blobs = sa.Table(
@@ -170,12 +211,7 @@ emails = sa.Table(
     "emails",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column(
-        "account_id",
-        sa.Integer,
-        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    account_id_column(nullable=False),
     sa.Column("blob_hash", sa.String(64), sa.ForeignKey("blobs.hash"), nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("received_at", Timestamp, nullable=False),
@@ -232,16 +268,41 @@ mailbox_messages = sa.Table(
     sa.Index("ix_mailbox_messages_mailbox_id_uid_modseq", "mailbox_id", "uid", "modseq"),
 )
 
+# Every keyword ever set on a message of a mailbox (IMAP FLAGS / PERMANENTFLAGS at
+# SELECT, RFC 9051 §7.3.5), kept at write time so that SELECT of 100,000 messages does
+# not scan every row's keywords (migration 0013). Only grows, as Dovecot's list does: a
+# keyword no message holds any more may still be listed, which the RFC allows.
+mailbox_keywords = sa.Table(
+    "mailbox_keywords",
+    metadata,
+    sa.Column(
+        "mailbox_id",
+        sa.Integer,
+        sa.ForeignKey("mailboxes.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("keyword", sa.Text, primary_key=True),
+)
+
+# Emails stored before migration 0013 whose header text is not yet in the full-text
+# index (store/search.py): IMAP SEARCH TEXT reads their headers the slow way, then
+# indexes them. Empty for anything stored since.
+search_headers_pending = sa.Table(
+    "search_headers_pending",
+    metadata,
+    sa.Column(
+        "email_id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        sa.ForeignKey("emails.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+)
+
 # Message-ID -> thread, for threading at ingest (References / In-Reply-To).
 message_ids = sa.Table(
     "message_ids",
     metadata,
-    sa.Column(
-        "account_id",
-        sa.Integer,
-        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    account_id_column(primary_key=True),
     sa.Column("message_id", sa.String(998), primary_key=True),
     sa.Column("thread_id", sa.BigInteger, nullable=False),
 )
@@ -250,12 +311,7 @@ journal = sa.Table(
     "journal",
     metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column(
-        "account_id",
-        sa.Integer,
-        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    account_id_column(nullable=False),
     sa.Column("modseq", sa.BigInteger, nullable=False),
     # What changed: "Mailbox", "Email", "Thread", "MailboxMessage" (object_id = UID,
     # container_id = mailbox id, for IMAP VANISHED), later calendar and contact kinds.
@@ -315,6 +371,9 @@ queue_messages = sa.Table(
         nullable=True,
     ),
     sa.Column("created_at", Timestamp, nullable=False),
+    # RFC 3461 §4.3-4.4: MAIL FROM's RET ("FULL", "HDRS" or "") and ENVID (decoded).
+    sa.Column("ret", sa.String(4), nullable=False, server_default=""),
+    sa.Column("envid", sa.String(100), nullable=False, server_default=""),
     sa.Index("ix_queue_messages_blob_hash", "blob_hash"),
 )
 
@@ -338,7 +397,26 @@ queue_recipients = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=False, default=""),
     sa.Column("delay_warned", sa.Boolean, nullable=False, default=False),
+    # RFC 3461 §4.1-4.2: RCPT TO's NOTIFY ("" = FAILURE,DELAY) and ORCPT ("type;address").
+    sa.Column("notify", sa.String(32), nullable=False, server_default=""),
+    sa.Column("orcpt", sa.String(500), nullable=False, server_default=""),
     sa.Index("ix_queue_recipients_next_attempt_at", "next_attempt_at"),
+)
+
+# The final outcome of a queued recipient (issue 7), kept once its queue row is gone so
+# that JMAP EmailSubmission deliveryStatus (RFC 8621 §7) can still tell delivered from
+# failed. Not a foreign key: the queue_messages row goes with its last recipient. Removed
+# with the submission; rows no submission refers to are pruned after a while.
+queue_outcomes = sa.Table(
+    "queue_outcomes",
+    metadata,
+    sa.Column("message_id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("address", sa.String(320), primary_key=True),
+    sa.Column("delivered", sa.Boolean, nullable=False),
+    # The remote's reply ("250 2.0.0 OK id=..."), or ours when it never answered.
+    sa.Column("reply", sa.Text, nullable=False),
+    sa.Column("finished_at", Timestamp, nullable=False),
+    sa.Index("ix_queue_outcomes_finished_at", "finished_at"),
 )
 
 # DKIM signing keys (RFC 6376), kept in SQL so that every node of a cluster signs alike.
@@ -366,13 +444,7 @@ app_passwords = sa.Table(
     "app_passwords",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column(
-        "account_id",
-        sa.Integer,
-        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    account_id_column(nullable=False, index=True),
     sa.Column("label", sa.String(100), nullable=False),
     # Comma-separated client protocols: imap, pop3, smtp, dav, jmap.
     sa.Column("protocols", sa.String(100), nullable=False),
@@ -392,13 +464,16 @@ second_factors = sa.Table(
     "second_factors",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column(
-        "account_id",
-        sa.Integer,
-        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    account_id_column(nullable=False, index=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
 )
+
+# Tables of later subsystems live in their own modules (one owner each); importing them
+# here completes ``metadata`` for every user of this module.
+from hirondelle.store import schema_groupware as schema_groupware  # noqa: E402
+from hirondelle.store import schema_identity_sources as schema_identity_sources  # noqa: E402
+from hirondelle.store import schema_jmap as schema_jmap  # noqa: E402
+from hirondelle.store import schema_vacation as schema_vacation  # noqa: E402
+from hirondelle.store import schema_web_sessions as schema_web_sessions  # noqa: E402
+from hirondelle.store import schema_webmail as schema_webmail  # noqa: E402

@@ -5,6 +5,12 @@ SQLite: an FTS5 table (``email_search_fts``) whose rowid is the email id. Postgr
 ``simple`` configuration (no stemming: an organisation writes in several languages, and
 IMAP SEARCH asks for substrings, not stems). Both are created by the migrations.
 
+The whole header text (every field, RFC 2047-decoded) is indexed too, in its own FTS5
+column and its own ``tsvector`` column (``headers``, migration 0013), so that IMAP SEARCH
+TEXT (RFC 9051 §6.4.4: header or body) is index queries, not a parse of every header.
+Emails stored before 0013 are listed in ``search_headers_pending`` until their header
+text is indexed (:func:`pending_headers`, :func:`index_headers`).
+
 Queries are word-prefix matches of every word given, which is what IMAP SEARCH TEXT/BODY/
 SUBJECT and JMAP ``text`` filters map to; the IMAP layer re-checks exact substring
 semantics on the candidates where RFC 9051 requires it.
@@ -21,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from hirondelle.store import schema
 from hirondelle.store.database import DriverStatement, driver_cursor
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -35,6 +42,11 @@ class Field(StrEnum):
     PARTICIPANTS = "participants"  # From, To, Cc, Bcc names and addresses
     BODY = "body"
     ATTACHMENTS = "attachments"  # attachment file names
+    HEADERS = "headers"  # every header field, "Name: decoded value" (migration 0013)
+
+
+#: What a query without ``fields`` searches (JMAP ``text``-like): not the raw headers.
+_DEFAULT_FIELDS = frozenset({Field.SUBJECT, Field.PARTICIPANTS, Field.BODY, Field.ATTACHMENTS})
 
 
 # PostgreSQL tsvector weights stand for fields: A subject, B participants, C body,
@@ -48,6 +60,7 @@ pg_email_search = sa.Table(
     sa.Column("email_id", sa.BigInteger, primary_key=True),
     sa.Column("account_id", sa.Integer, nullable=False),
     sa.Column("document", postgresql.TSVECTOR, nullable=False),
+    sa.Column("headers", postgresql.TSVECTOR, nullable=False),
 )
 
 
@@ -57,6 +70,7 @@ class SearchDocument:
     participants: str
     body: str
     attachments: str
+    headers: str = ""
 
 
 def fold(text: str) -> str:
@@ -80,14 +94,20 @@ def _tokens(text: str) -> str:
 # The hot path's statements, written once (DESIGN.md "Hot paths"). On PostgreSQL the
 # weights are our four constant letters (the "char" type), one per field.
 _INSERT_FTS = DriverStatement(
-    "INSERT INTO email_search_fts(rowid, account_id, subject, participants, body, attachments)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO email_search_fts(rowid, account_id, subject, participants, body, attachments,"
+    " headers) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_TSVECTOR = DriverStatement(
-    "INSERT INTO email_search (email_id, account_id, document) VALUES (?, ?,"
+    "INSERT INTO email_search (email_id, account_id, document, headers) VALUES (?, ?,"
     " setweight(to_tsvector('simple', ?), 'A') || setweight(to_tsvector('simple', ?), 'B')"
-    " || setweight(to_tsvector('simple', ?), 'C') || setweight(to_tsvector('simple', ?), 'D'))"
+    " || setweight(to_tsvector('simple', ?), 'C') || setweight(to_tsvector('simple', ?), 'D'),"
+    " to_tsvector('simple', ?))"
 )
+_SET_HEADERS_FTS = DriverStatement("UPDATE email_search_fts SET headers = ? WHERE rowid = ?")
+_SET_HEADERS_TSVECTOR = DriverStatement(
+    "UPDATE email_search SET headers = to_tsvector('simple', ?) WHERE email_id = ?"
+)
+_DONE_PENDING = DriverStatement("DELETE FROM search_headers_pending WHERE email_id = ?")
 
 
 def index_email(
@@ -103,6 +123,7 @@ def index_email(
             document.participants,
             body,
             document.attachments,
+            document.headers[:MAX_INDEXED_CHARS],
         )
         statement = _INSERT_FTS
     else:
@@ -113,6 +134,7 @@ def index_email(
             _tokens(document.participants),
             _tokens(body),
             _tokens(document.attachments),
+            _tokens(document.headers[:MAX_INDEXED_CHARS]),
         )
         statement = _INSERT_TSVECTOR
     cursor = driver_cursor(conn)
@@ -120,6 +142,38 @@ def index_email(
         cursor.execute(statement.text(dialect), values)
     finally:
         cursor.close()
+
+
+def index_headers(conn: Connection, texts: dict[int, str]) -> None:
+    """Index the header text of emails stored before migration 0013 (email id -> text)
+    and take them off ``search_headers_pending``. May be re-run (a write function)."""
+    if not texts:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        values = [(text[:MAX_INDEXED_CHARS], email_id) for email_id, text in texts.items()]
+        statement = _SET_HEADERS_FTS
+    else:
+        values = [(_tokens(text[:MAX_INDEXED_CHARS]), email_id) for email_id, text in texts.items()]
+        statement = _SET_HEADERS_TSVECTOR
+    cursor = driver_cursor(conn)
+    try:
+        cursor.executemany(statement.text(dialect), values)
+        cursor.executemany(_DONE_PENDING.text(dialect), [(email_id,) for email_id in texts])
+    finally:
+        cursor.close()
+
+
+def pending_headers(conn: Connection, mailbox_id: int) -> set[int]:
+    """Emails of the mailbox whose header text is not indexed yet (stored before 0013)."""
+    p, mm = schema.search_headers_pending, schema.mailbox_messages
+    return set(
+        conn.execute(
+            sa.select(p.c.email_id)
+            .join(mm, mm.c.email_id == p.c.email_id)
+            .where(mm.c.mailbox_id == mailbox_id)
+        ).scalars()
+    )
 
 
 def remove_emails(conn: Connection, email_ids: list[int]) -> None:
@@ -150,12 +204,11 @@ def matching_ids(
     query_words = words(text)
     if not query_words:
         return None
+    fields = fields or _DEFAULT_FIELDS
     if conn.dialect.name == "sqlite":
         # FTS5 query syntax: {col1 col2} : "word" * AND ... ; words are quoted, so no
         # user text is ever read as FTS5 operators.
-        column_filter = ""
-        if fields:
-            column_filter = "{" + " ".join(sorted(f.value for f in fields)) + "} : "
+        column_filter = "{" + " ".join(sorted(f.value for f in fields)) + "} : "
         fts_query = " AND ".join(f'{column_filter}"{w}" *' for w in query_words)
         return (
             sa.select(sa.column("rowid", sa.Integer))
@@ -165,12 +218,22 @@ def matching_ids(
                 sa.column("account_id") == account_id,
             )
         )
-    weights = "".join(sorted(_PG_WEIGHT[f] for f in fields)) if fields else ""
     # to_tsquery input is built from \w+ words only, so it cannot carry operators.
-    tsquery = " & ".join(f"{w}:*{weights}" for w in query_words)
+    conditions = []
+    if fields & _DEFAULT_FIELDS:
+        weights = "".join(sorted(_PG_WEIGHT[f] for f in fields & _DEFAULT_FIELDS))
+        if fields >= _DEFAULT_FIELDS:
+            weights = ""
+        tsquery = " & ".join(f"{w}:*{weights}" for w in query_words)
+        conditions.append(
+            pg_email_search.c.document.op("@@")(sa.func.to_tsquery("simple", tsquery))
+        )
+    if Field.HEADERS in fields:
+        # Every word in the headers column (a word in the body alone does not count).
+        tsquery = " & ".join(f"{w}:*" for w in query_words)
+        conditions.append(pg_email_search.c.headers.op("@@")(sa.func.to_tsquery("simple", tsquery)))
     return sa.select(pg_email_search.c.email_id).where(
-        pg_email_search.c.account_id == account_id,
-        pg_email_search.c.document.op("@@")(sa.func.to_tsquery("simple", tsquery)),
+        pg_email_search.c.account_id == account_id, sa.or_(*conditions)
     )
 
 

@@ -69,7 +69,8 @@ CASES: dict[str, Case] = {
     "account add, a@b": Case(("account", "add", "a@b"), "error: invalid domain name 'b'"),
     "account add, password too short": Case(
         ("account", "add", "carol@example.test", "--password-stdin"),
-        "error: password too short: at least 10 characters",
+        "error: password too short: at least 10 characters / mot de passe trop court : au "
+        "moins 10 caractères",
         input="short\n",
     ),
     "account add, empty stdin": Case(

@@ -206,7 +206,8 @@ async def test_second_factor_refuses_main_password_on_client_protocols(
     for protocol in ("imap", "pop3", "smtp", "dav"):
         await login(services, protocol=protocol, expect=Outcome.APP_PASSWORD_REQUIRED)
     await login(services, "wrong", protocol="imap", expect=Outcome.FAILED)
-    await login(services, protocol="web")
+    # The web asks for the second factor itself: the password step is not a login yet.
+    await login(services, protocol="web", expect=Outcome.SECOND_FACTOR_REQUIRED)
     _, secret = await services.app_passwords.add(ALICE, "Phone", ["imap"])
     await login(services, secret, protocol="imap")
 

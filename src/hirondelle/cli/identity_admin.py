@@ -1,8 +1,13 @@
-"""The identity commands: ``hirondelle account app-password`` and ``hirondelle audit``.
+"""The identity commands: ``hirondelle account app-password``, ``reset-link``,
+``second-factor`` and ``hirondelle audit``.
 
 - ``account app-password add ADDRESS --label L [--protocols imap,smtp]``: a generated
   password for one device, shown once, stored hashed; ``list`` shows label, protocols,
   creation and last use (time and address); ``revoke ADDRESS ID``.
+- ``account reset-link ADDRESS``: a one-time link, valid one hour, through which the user
+  sets a new password (the policy applies; every web session of the account ends).
+- ``account second-factor list ADDRESS`` and ``remove ADDRESS ID``: what an administrator
+  needs when a user lost a phone or a security key and the recovery codes with it.
 - ``audit [--account A] [--since 1h]``: the login attempts of the audit log, newest
   first; ``audit prune`` drops rows older than ``[identity] audit_retention_days`` (the
   server also prunes on its own, hourly).
@@ -19,6 +24,8 @@ from rich.table import Table
 
 from hirondelle.cli.main import console, fail, format_time, handle_errors, run
 from hirondelle.identity.app_passwords import CLIENT_PROTOCOLS
+from hirondelle.identity.second_factor import Factor
+from hirondelle.services import Services
 
 DURATION_RE = re.compile(r"^(\d+)\s*([smhdw]?)$")
 UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -89,6 +96,64 @@ def app_password_revoke(data: Path, address: str, app_password_id: int) -> None:
     console.print(f"app password {app_password_id} of {address.lower()} revoked")
 
 
+@click.command("reset-link")
+@click.argument("address")
+@click.pass_obj
+@handle_errors
+def reset_link(data: Path, address: str) -> None:
+    """Print a one-time password-reset link, valid one hour, to give to the user."""
+    link = run(data, lambda s: s.password_resets.create_link(address))
+    console.print(f"reset link for {link.address}, valid until {format_time(link.expires_at)}:")
+    # Printed alone on its line, without wrapping, so that it can be copied whole.
+    click.echo(link.url)
+
+
+@click.group("second-factor")
+def second_factor() -> None:
+    """An account's second factors (authenticator app, security keys)."""
+
+
+@second_factor.command("list")
+@click.argument("address")
+@click.pass_obj
+@handle_errors
+def second_factor_list(data: Path, address: str) -> None:
+    async def work(s: Services) -> tuple[list[Factor], int]:
+        account = await s.accounts.get_account(address)
+        factors = await s.second_factors.factors(account.id)
+        return factors, await s.second_factors.remaining_recovery_codes(account.id)
+
+    factors, codes_left = run(data, work)
+    table = Table("id", "kind", "label", "created", "last used", box=None)
+    for factor in factors:
+        table.add_row(
+            str(factor.id),
+            factor.kind,
+            factor.label,
+            format_time(factor.created_at),
+            format_time(factor.last_used_at) if factor.last_used_at is not None else "never",
+        )
+    console.print(table)
+    console.print(f"{codes_left} recovery codes left")
+
+
+@second_factor.command("remove")
+@click.argument("address")
+@click.argument("factor_id", metavar="ID", type=int)
+@click.pass_obj
+@handle_errors
+def second_factor_remove(data: Path, address: str, factor_id: int) -> None:
+    """Remove one second factor (with the last one go the recovery codes, and the main
+    password works again on IMAP, POP3, SMTP and DAV)."""
+
+    async def work(s: Services) -> None:
+        account = await s.accounts.get_account(address)
+        await s.second_factors.remove(account.id, factor_id)
+
+    run(data, work)
+    console.print(f"second factor {factor_id} of {address.lower()} removed")
+
+
 @click.group(invoke_without_command=True)
 @click.option("--account", "address", help="Only attempts naming this address.")
 @click.option("--since", help="Only attempts within this time, e.g. 1h, 7d.")
@@ -130,4 +195,6 @@ def audit_prune(data: Path) -> None:
 
 def register(main: click.Group, account: click.Group) -> None:
     account.add_command(app_password)
+    account.add_command(reset_link)
+    account.add_command(second_factor)
     main.add_command(audit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import secrets
 import socket
@@ -276,11 +277,23 @@ def announce(listener: Listener) -> None:
     print(f"listening {listener.name} {listener.address}", flush=True)
 
 
+def configure_server_log() -> None:
+    """The server's own log lines (certificate reloads, LDAP and queue events) on stderr
+    from INFO up; other libraries from WARNING up. Left alone if logging is configured."""
+    if logging.getLogger().handlers:
+        return
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("hirondelle").setLevel(logging.INFO)
+
+
 async def serve_node(
     settings: Settings, *, after_start: Callable[[Node], None] | None = None
 ) -> None:
     from hirondelle.node import Node
 
+    configure_server_log()
     node = Node(settings)
     await node.start(announce=announce)
     if after_start is not None:
@@ -387,6 +400,25 @@ def domain_list(data: Path) -> None:
 def domain_remove(data: Path, name: str) -> None:
     run(data, lambda s: s.accounts.remove_domain(name))
     console.print(f"domain {name.lower()} removed")
+
+
+@domain.command("set")
+@click.argument("name")
+@click.option(
+    "--web-offline",
+    type=click.Choice(["on", "off"]),
+    required=True,
+    help="Allow the webmail's offline copy for the domain's accounts (default on).",
+)
+@click.pass_obj
+@handle_errors
+def domain_set(data: Path, name: str, web_offline: str) -> None:
+    """Change a domain's settings."""
+    from hirondelle.identity.web_offline import WebOfflinePolicy
+
+    allowed = web_offline == "on"
+    run(data, lambda s: WebOfflinePolicy(s.database).set_domain(name, allowed=allowed))
+    console.print(f"domain {name.lower()}: web offline {web_offline}", highlight=False)
 
 
 # -- accounts -------------------------------------------------------------------------
@@ -498,6 +530,12 @@ ON_OFF = click.Choice(["on", "off"])
 @click.option("--name", "display_name", default=None)
 @click.option("--disabled", type=ON_OFF, default=None, help="Refuse every login.")
 @click.option("--save-sent", type=ON_OFF, default=None, help="Submission saves a copy in Sent.")
+@click.option(
+    "--web-offline",
+    type=ON_OFF,
+    default=None,
+    help="Allow the webmail's offline copy (default on).",
+)
 @click.pass_obj
 @handle_errors
 def account_set(
@@ -512,6 +550,7 @@ def account_set(
     display_name: str | None,
     disabled: str | None,
     save_sent: str | None,
+    web_offline: str | None,
 ) -> None:
     """Switch protocols on or off, change the quota or the name."""
     switches = {
@@ -545,6 +584,17 @@ def account_set(
         + f", quota {format_size(item.quota_bytes)}",
         highlight=False,
     )
+    if (offline := on_off(web_offline)) is not None:
+        from hirondelle.identity.web_offline import WebOfflinePolicy
+
+        state = run(
+            data, lambda s: WebOfflinePolicy(s.database).set_account(address, allowed=offline)
+        )
+        console.print(
+            f"account {state.address}: web offline {'on' if offline else 'off'}"
+            + ("" if state.allowed == offline else " (the domain forbids it)"),
+            highlight=False,
+        )
 
 
 # -- aliases --------------------------------------------------------------------------
@@ -598,3 +648,10 @@ for command in mail_admin.COMMANDS:
 from hirondelle.cli import identity_admin  # noqa: E402  (it imports the helpers above)
 
 identity_admin.register(main, account)
+
+# -- LDAP directory --------------------------------------------------------------------
+
+from hirondelle.cli import ldap_admin  # noqa: E402  (it imports the helpers above)
+
+for command in ldap_admin.COMMANDS:
+    main.add_command(command)

@@ -12,9 +12,10 @@ from enum import Enum
 from sqlalchemy.engine import Connection
 
 from hirondelle.errors import Reason, Refused
+from hirondelle.identity import password_policy
 from hirondelle.identity.passwords import hash_password
 from hirondelle.mail.addresses import normalize_address, normalize_domain, split_address
-from hirondelle.store import directory, mailboxes, schema
+from hirondelle.store import directory, mailboxes, schema, web_sessions
 from hirondelle.store.blobs import BlobStore
 from hirondelle.store.database import Database, WriteContext
 from hirondelle.store.directory import Account, Domain
@@ -57,11 +58,9 @@ class AccountService:
     # -- accounts --------------------------------------------------------------------
 
     def check_password(self, password: str) -> None:
-        if len(password) < self.password_min_length:
-            raise Refused(
-                Reason.INVALID,
-                f"password too short: at least {self.password_min_length} characters",
-            )
+        """The password policy (:mod:`hirondelle.identity.password_policy`): raises
+        :class:`~hirondelle.identity.password_policy.WeakPassword`."""
+        password_policy.check(password, min_length=self.password_min_length)
 
     async def add_account(
         self,
@@ -126,14 +125,20 @@ class AccountService:
         normalized = normalize_address(address)
         self.check_password(password)
         password_hash = await hash_password(password)
-        return await self.database.write(
-            lambda ctx: directory.update_account(
+
+        def write(ctx: WriteContext) -> Account:
+            account = directory.update_account(
                 ctx,
                 normalized,
                 password_hash=password_hash,
                 credentials_version=schema.accounts.c.credentials_version + 1,
             )
-        )
+            # A new password ends every web session (issue 6 item 5); the version bump
+            # makes every node's verification cache forget the old one.
+            web_sessions.revoke_all(ctx, account.id)
+            return account
+
+        return await self.database.write(write)
 
     async def update_account(
         self,

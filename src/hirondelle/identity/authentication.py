@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -33,19 +34,23 @@ from hirondelle.config import IdentitySettings
 from hirondelle.errors import Refused
 from hirondelle.identity.app_passwords import hint as app_password_hint
 from hirondelle.identity.app_passwords import looks_like_app_password
+from hirondelle.identity.ldap import DirectoryUnavailable, LdapDirectory, provision
 from hirondelle.identity.passwords import verify_password
 from hirondelle.identity.rate_limits import (
     KNOWN_GOOD_SECONDS,
+    STRIKE_MEMORY_SECONDS,
     InProcessRateLimiter,
     Limits,
     RateLimiter,
 )
 from hirondelle.identity.verification_cache import VerificationCache
 from hirondelle.mail.addresses import normalize_address
-from hirondelle.store import audit, credentials, directory
+from hirondelle.store import audit, credentials, directory, login_limits
 from hirondelle.store.credentials import AppPassword
 from hirondelle.store.database import Database, WriteContext, now_us
 from hirondelle.store.directory import Account
+
+log = logging.getLogger(__name__)
 
 # Which account switch each protocol obeys (JMAP is the webmail's API: the web switch).
 PROTOCOL_SWITCH = {
@@ -57,8 +62,9 @@ PROTOCOL_SWITCH = {
     "web": "web",
 }
 # Where an account with a second factor must use an app password: clients that cannot
-# ask for the second factor.
-APP_PASSWORD_ONLY = frozenset({"imap", "pop3", "smtp", "dav"})
+# ask for the second factor. JMAP is one of them (HTTP Basic); the webmail signs in with
+# protocol "web" and reaches JMAP with its session cookie.
+APP_PASSWORD_ONLY = frozenset({"imap", "pop3", "smtp", "dav", "jmap"})
 # Reasons that count as a guess for the rate limits.
 GUESS_REASONS = frozenset(
     {"unknown-account", "bad-password", "account-disabled", "app-password-protocol"}
@@ -67,6 +73,9 @@ GUESS_REASONS = frozenset(
 PRUNE_INTERVAL_SECONDS = 3600.0
 # An app password's last use is written again only after this long (or from elsewhere).
 LAST_USE_GRANULARITY_US = 60_000_000
+# When the LDAP directory does not answer, clients are told to come back after this long
+# (IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP], SMTP 454 4.7.0, HTTP 503: all temporary).
+DIRECTORY_RETRY_SECONDS = 30
 
 
 class Outcome(StrEnum):
@@ -74,7 +83,14 @@ class Outcome(StrEnum):
     FAILED = "failed"  # what the client is told for any wrong credential
     PROTOCOL_DISABLED = "protocol-disabled"
     RATE_LIMITED = "rate-limited"  # try again after AuthResult.retry_after seconds
+    # The account directory (LDAP) does not answer: nobody's fault, try again after
+    # AuthResult.retry_after seconds. Not told as "too many failed logins".
+    UNAVAILABLE = "unavailable"
     APP_PASSWORD_REQUIRED = "app-password-required"  # right password, second factor on
+    # Web sign-in only: right password, the second factor still owed. Not a success: it
+    # neither clears the failure counts nor makes the address a known-good one, which
+    # would let someone holding only the password lock nobody out but themselves.
+    SECOND_FACTOR_REQUIRED = "second-factor-required"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +142,21 @@ class Authenticator:
         settings: IdentitySettings | None = None,
         *,
         limiter: RateLimiter | None = None,
+        directory: LdapDirectory | None = None,
     ) -> None:
         self.database = database
+        # With [identity] source = "ldap": main passwords are checked by the directory.
+        self.directory = directory
         self.settings = settings if settings is not None else IdentitySettings()
         self.limiter = limiter or InProcessRateLimiter(limits_of(self.settings))
+        self.shared_limits = login_limits.SharedLimits(
+            account_failures=self.settings.account_failures,
+            address_failures=self.settings.address_failures,
+            window_us=self.settings.failure_window_seconds * 1_000_000,
+            lockout_us=self.settings.lockout_seconds * 1_000_000,
+            max_lockout_us=self.settings.max_lockout_seconds * 1_000_000,
+            strike_memory_us=int(STRIKE_MEMORY_SECONDS * 1_000_000),
+        )
         self.cache = VerificationCache(float(self.settings.verification_cache_seconds))
         self._next_prune = 0.0
         self._decision: asyncio.Event | None = None
@@ -174,6 +201,9 @@ class Authenticator:
         key = normalized or typed
 
         while True:
+            # Lockouts decided by other nodes first, not between the saturation check
+            # and begin(): an await there would let parallel guesses all pass together.
+            await self._adopt_shared_lockouts(key, remote)
             wait = self.limiter.retry_after(key, remote)
             if wait > 0 and normalized is not None and remote:
                 wait = await self._unless_known_good(normalized, remote, wait)
@@ -190,7 +220,12 @@ class Authenticator:
         self.limiter.begin(key, remote)
         try:
             found = await self._find(normalized, secret)
-            if secret_ok:
+            refusal = ""
+            if secret_ok and self.directory is not None and normalized is not None:
+                found, verified, app_password, refusal = await self._verify_in_directory(
+                    self.directory, found, normalized, secret
+                )
+            elif secret_ok:
                 verified, app_password = await self._verify(found, secret)
             else:
                 await verify_password(None, "")  # the same work as a wrong password
@@ -200,7 +235,12 @@ class Authenticator:
             self._decided()
             raise
         account = found.account
-        if account is None:
+        if refusal == "directory-unavailable":
+            result = AuthResult(Outcome.UNAVAILABLE, retry_after=DIRECTORY_RETRY_SECONDS)
+            reason = refusal
+        elif refusal:
+            result, reason = AuthResult(Outcome.FAILED), refusal
+        elif account is None:
             result, reason = AuthResult(Outcome.FAILED), "unknown-account"
         elif not verified:
             result, reason = AuthResult(Outcome.FAILED), "bad-password"
@@ -212,6 +252,9 @@ class Authenticator:
             result, reason = AuthResult(Outcome.APP_PASSWORD_REQUIRED), "app-password-required"
         elif not account.allows(switch):
             result, reason = AuthResult(Outcome.PROTOCOL_DISABLED), f"{switch}-disabled"
+        elif app_password is None and found.second_factor:
+            result = AuthResult(Outcome.SECOND_FACTOR_REQUIRED, account)
+            reason = "second-factor-pending"
         else:
             result, reason = AuthResult(Outcome.SUCCESS, account), ""
             if app_password is not None:
@@ -229,6 +272,30 @@ class Authenticator:
             key, account.id if account else None, protocol, remote, client_id, result, reason, used
         )
         return result
+
+    async def second_factor_passed(self, account: Account, remote: str) -> None:
+        """The web sign-in's second step succeeded: only now is the login a success for
+        the rate limits (counts cleared, the address known-good for this account). The
+        caller writes the audit row of that step."""
+        self.limiter.record_success(account.address, remote)
+        address = account.address
+        await self.database.write(lambda ctx: login_limits.record_success(ctx, address))
+
+    async def _adopt_shared_lockouts(self, key: str, remote: str) -> bool:
+        """Apply the lockouts in force in the store (decided by any node) to this node's
+        limiter; True when that changed anything."""
+        now = now_us()
+        lockouts = await self.database.read(
+            lambda conn: login_limits.locked_until(conn, key, remote, now)
+        )
+        return self._impose(lockouts, key, remote, now)
+
+    def _impose(self, lockouts: dict[str, int], key: str, remote: str, now: int) -> bool:
+        changed = False
+        for scope, until in lockouts.items():
+            target = key if scope == login_limits.ACCOUNT else remote
+            changed |= self.limiter.impose(scope, target, (until - now) / 1_000_000)
+        return changed
 
     async def _unless_known_good(self, address: str, remote: str, wait: float) -> float:
         """The account is locked out, perhaps not for this address: one it logged in
@@ -280,6 +347,12 @@ class Authenticator:
             assert account is not None  # a dummy hash never verifies
             self.cache.put(account.id, account.credentials_version, secret, None)
             return True, None
+        return await self._verify_app_passwords(found, secret)
+
+    async def _verify_app_passwords(
+        self, found: _Found, secret: str
+    ) -> tuple[bool, AppPassword | None]:
+        account = found.account
         # Only the app password whose hint matches is worth argon2 (rows without a hint
         # predate hints): the timing does not depend on how many the account has.
         wanted = app_password_hint(secret)
@@ -291,6 +364,47 @@ class Authenticator:
                 self.cache.put(account.id, account.credentials_version, secret, candidate.id)
                 return True, candidate
         return False, None
+
+    async def _verify_in_directory(
+        self, ldap: LdapDirectory, found: _Found, address: str, secret: str
+    ) -> tuple[_Found, bool, AppPassword | None, str]:
+        """The main password is the directory's (a bind); app passwords stay local.
+
+        Returns the account as found (created or refreshed from the directory after a
+        successful bind), whether the secret was verified, the app password used, and a
+        refusal reason ("directory-unavailable", "directory-not-local") or ""."""
+        account = found.account
+        if account is not None:
+            hit = self.cache.get(account.id, account.credentials_version, secret)
+            if hit is not None:
+                if hit.app_password_id is None:
+                    return found, True, None, ""
+                for candidate in found.app_passwords:
+                    if candidate.id == hit.app_password_id:
+                        return found, True, candidate, ""
+            if found.app_passwords:
+                verified, app_password = await self._verify_app_passwords(found, secret)
+                if verified:
+                    return found, True, app_password, ""
+        try:
+            entry = await ldap.authenticate(address, secret)
+        except DirectoryUnavailable as error:
+            log.warning("LDAP directory unavailable: %s", error)
+            return found, False, None, "directory-unavailable"
+        if entry is None:
+            return found, False, None, ""
+        provisioned = await provision(self.database, entry)
+        if provisioned is None:
+            log.warning(
+                "LDAP entry %s has the address %s, which is in no local domain",
+                entry.dn,
+                entry.address,
+            )
+            return found, False, None, "directory-not-local"
+        found = await self._find(provisioned.address, "")
+        assert found.account is not None
+        self.cache.put(found.account.id, found.account.credentials_version, secret, None)
+        return found, True, None, ""
 
     async def _audit(
         self,
@@ -324,14 +438,25 @@ class Authenticator:
             self._next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
             prune_before = at - self.settings.audit_retention_days * 86_400_000_000
 
-        def write(ctx: WriteContext) -> None:
+        shared = self.shared_limits
+
+        def write(ctx: WriteContext) -> dict[str, int]:
             audit.record(ctx, entry)
             if touch and app_password is not None:
                 credentials.record_app_password_use(ctx, app_password.id, at, remote)
             if prune_before is not None:
                 audit.prune(ctx, before=prune_before)
+                login_limits.prune(ctx, at, shared)
+            # The limits every node shares, in the same transaction as the audit row.
+            if reason in GUESS_REASONS:
+                return login_limits.record_failure(ctx, address, remote, at, shared)
+            if result.ok:
+                login_limits.record_success(ctx, address)
+            return {}
 
-        await self.database.write(write)
+        started = await self.database.write(write)
+        if started:
+            self._impose(started, address, remote, at)
 
     async def attempts(
         self, *, address: str | None = None, since: int | None = None, limit: int = 1000

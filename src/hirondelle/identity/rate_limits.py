@@ -6,8 +6,11 @@ whatever account it tries; too many failures against one account lock the accoun
 except from addresses it logged in from before, so an attacker cannot lock the real
 user out. Lockouts double each time they recur within a day, up to a ceiling.
 
-This limiter keeps its state in process memory; :class:`RateLimiter` is the protocol a
-store-backed one (shared by the nodes of a cluster) will implement.
+Each node keeps this state in process memory, the fast path: a guesser hammering one
+node is refused without any store work. The nodes of a cluster share it through the store
+(:mod:`hirondelle.store.login_limits`): the gate writes every failure there with its
+audit row, and reads the lockouts in force before checking a secret; a lockout another
+node decided is applied here with :meth:`InProcessRateLimiter.impose`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ STRIKE_MEMORY_SECONDS = 86400.0
 KNOWN_GOOD_SECONDS = 30 * 86400.0
 MAX_TRACKED_KEYS = 100_000
 MAX_KNOWN_GOOD_PER_ACCOUNT = 20
+IMPOSE_SLACK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,11 @@ class RateLimiter(Protocol):
 
     def end(self, account: str, remote: str) -> None:
         """That check is over (its failure or success was recorded)."""
+        ...
+
+    def impose(self, scope: str, key: str, seconds: float) -> bool:
+        """Another node locked ``key`` (``scope`` "account" or "address") out for
+        ``seconds`` more: apply it here too. True when that changed anything."""
         ...
 
 
@@ -123,6 +132,17 @@ class InProcessRateLimiter:
             window = table.get(key)
             if window is not None and window.pending > 0:
                 window.pending -= 1
+
+    def impose(self, scope: str, key: str, seconds: float) -> bool:
+        table = self._accounts if scope == "account" else self._remotes
+        until = self.clock() + seconds
+        window = self._window(table, key)
+        # A second of slack: the store counts wall-clock time, this limiter monotonic
+        # time, and a lockout this node decided itself comes back from the store too.
+        if until <= window.locked_until + IMPOSE_SLACK_SECONDS:
+            return False
+        window.locked_until = until
+        return True
 
     def record_failure(self, account: str, remote: str) -> bool:
         now = self.clock()

@@ -12,6 +12,8 @@ import smtplib
 import sys
 from pathlib import Path
 
+import pytest
+
 from hirondelle.config import CONFIG_FILE_NAME, Settings, render_config
 from hirondelle.services import open_services
 from tests.messages import simple_message
@@ -30,7 +32,8 @@ def write_config(settings: Settings) -> None:
     (settings.data_dir / CONFIG_FILE_NAME).write_text(text, encoding="utf-8")
 
 
-async def test_message_accepted_with_250_survives_kill_9(settings: Settings) -> None:
+@pytest.mark.parametrize("command", ["DATA", "BDAT"])
+async def test_message_accepted_with_250_survives_kill_9(settings: Settings, command: str) -> None:
     services = open_services(settings)
     try:
         await make_account(services, "alice@example.test")
@@ -61,7 +64,11 @@ async def test_message_accepted_with_250_survives_kill_9(settings: Settings) -> 
             client.ehlo("client.test")
             client.mail("carol@elsewhere.test")
             client.rcpt("alice@example.test")
-            reply = client.data(raw)
+            if command == "DATA":
+                reply = client.data(raw)
+            else:  # RFC 3030: the same guarantee for the chunked path
+                client.send(f"BDAT {len(raw)} LAST\r\n".encode() + raw)
+                reply = client.getreply()
             # SIGKILL the moment the 250 is in: no chance for a clean shutdown.
             os.kill(process.pid, signal.SIGKILL)
             return reply

@@ -193,7 +193,7 @@ async def test_ehlo_advertises_the_extensions(services: Services, servers: Serve
             assert client.supports_extension(extension), extension
         assert client.supports_extension("starttls")
         assert client.esmtp_extensions["size"] == str(services.settings.limits.max_message_size)
-        assert not client.supports_extension("chunking")
+        assert client.supports_extension("chunking")
     finally:
         client.close()
 

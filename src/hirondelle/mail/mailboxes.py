@@ -63,13 +63,7 @@ class MailboxService:
             mailbox = mailboxes.get_mailbox(ctx.conn, account_id, canonical)
             if mailbox is None:
                 raise Refused(Reason.NOT_FOUND, "no such mailbox")
-            if mailbox.name == INBOX:
-                raise Refused(Reason.CANNOT, "INBOX cannot be deleted")
-            if mailboxes.children(ctx.conn, account_id, mailbox.id):
-                raise Refused(Reason.HAS_CHILDREN, "mailbox has children; delete them first")
-            uids = mailboxes.message_uids(ctx.conn, mailbox.id)
-            emails.remove_from_mailbox(ctx, account_id=account_id, mailbox_id=mailbox.id, uids=uids)
-            mailboxes.delete_mailbox(ctx, account_id, mailbox.id)
+            delete_in(ctx, account_id, mailbox)
 
         await self.database.write(write)
 
@@ -125,3 +119,15 @@ class MailboxService:
     async def quota(self, account_id: int) -> tuple[int, int | None]:
         """RFC 9208 STORAGE: (used bytes, limit bytes or None)."""
         return await self.database.read(lambda conn: emails.account_quota(conn, account_id))
+
+
+def delete_in(ctx: WriteContext, account_id: int, mailbox: Mailbox) -> None:
+    """Delete ``mailbox`` inside a write, with the rules of the module docstring (IMAP
+    DELETE; JMAP Mailbox/set destroy, which checks its own mailboxHasEmail first)."""
+    if mailbox.name == INBOX:
+        raise Refused(Reason.CANNOT, "INBOX cannot be deleted")
+    if mailboxes.children(ctx.conn, account_id, mailbox.id):
+        raise Refused(Reason.HAS_CHILDREN, "mailbox has children; delete them first")
+    uids = mailboxes.message_uids(ctx.conn, mailbox.id)
+    emails.remove_from_mailbox(ctx, account_id=account_id, mailbox_id=mailbox.id, uids=uids)
+    mailboxes.delete_mailbox(ctx, account_id, mailbox.id)

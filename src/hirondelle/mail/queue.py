@@ -13,6 +13,10 @@ returned (RFC 5321 §4.5.4 retry strategy, §5 address resolution).
   retried after ``retry_initial_seconds``, doubling up to 4 hours, until
   ``queue_lifetime_seconds`` have passed; after ``delay_warning_seconds`` the sender gets
   one delay notice.
+- RFC 3461: each recipient's NOTIFY decides which notices go (none for NEVER; the
+  default is FAILURE,DELAY). A remote server that offers DSN gets RET, ENVID, NOTIFY and
+  ORCPT passed on and sends any later notice itself (§5.2.2); one that does not gets the
+  sender a "relayed" notice for NOTIFY=SUCCESS recipients once it accepted the message.
 
 Delivery is at-least-once: a worker that dies after the remote 250 and before the
 queue row is removed sends that recipient again after the claim's lease (the same
@@ -68,8 +72,16 @@ class PermanentFailure(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """One host to try: ``host`` is what to connect to (an address once DNS has been
+    asked), ``name`` the MX name it came from (for logs and the DSN's Remote-MTA)."""
+
     host: str
     port: int = 25
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or self.host
 
 
 class Router(Protocol):
@@ -79,29 +91,74 @@ class Router(Protocol):
 
 
 class MxRouter:
-    """RFC 5321 §5.1 through DNS (dnspython's asyncio resolver: the loop never blocks)."""
+    """RFC 5321 §5.1 through DNS with dnspython's asyncio resolver (the loop never
+    blocks; ``resolver`` defaults to the system's, a test points one at its own
+    server): MX records by preference, equal ones in random order; no MX means the
+    domain itself (the implicit MX); a null MX (RFC 7505 §3) refuses all mail. Each
+    host's addresses are asked of the same resolver, IPv4 first, then IPv6."""
 
-    def __init__(self, *, port: int = 25, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 25,
+        timeout: float = 10.0,
+        resolver: dns.asyncresolver.Resolver | None = None,
+    ) -> None:
         self.port = port
         self.timeout = timeout
+        self._resolver = resolver
+
+    @property
+    def resolver(self) -> dns.asyncresolver.Resolver:
+        # The system's is read (/etc/resolv.conf) on first use, not when a node starts
+        # a worker that may only ever use a smarthost.
+        if self._resolver is None:
+            self._resolver = dns.asyncresolver.get_default_resolver()
+        return self._resolver
 
     async def routes(self, domain: str) -> list[Route]:
         try:
-            answer = await dns.asyncresolver.resolve(domain, "MX", lifetime=self.timeout)
+            answer = await self.resolver.resolve(domain, "MX", lifetime=self.timeout)
         except dns.resolver.NXDOMAIN:
             raise PermanentFailure(f"domain {domain} does not exist", status="5.1.2") from None
         except dns.resolver.NoAnswer:
-            # No MX: the domain itself is the implicit MX, if it has an address.
-            return [Route(domain, self.port)]
+            # RFC 5321 §5.1: no MX, the domain itself is the implicit MX.
+            records = [(0, domain)]
         except dns.exception.DNSException as error:
             raise TemporaryFailure(f"DNS lookup of {domain} MX failed: {error}") from None
-        records = sorted((r.preference, r.exchange.to_text(True)) for r in answer)
-        if len(records) == 1 and records[0][1] in ("", "."):
-            raise PermanentFailure(f"{domain} accepts no mail (null MX)", status="5.1.10")
-        # RFC 5321 §5.1: equal preferences are tried in random order.
-        random.shuffle(records)
-        records.sort(key=lambda record: record[0])
-        return [Route(host, self.port) for _, host in records if host not in ("", ".")]
+        else:
+            records = [(r.preference, r.exchange.to_text(True)) for r in answer]
+            if any(host in ("", ".") for _, host in records):
+                # RFC 7505 §3: a null MX says the domain accepts no mail (and must be
+                # the only record; with others beside it, the domain is misconfigured,
+                # and it said no).
+                raise PermanentFailure(f"{domain} accepts no mail (null MX)", status="5.1.10")
+            random.shuffle(records)
+            records.sort(key=lambda record: record[0])
+        routes: list[Route] = []
+        failures: list[str] = []
+        for _, host in records:
+            for address in await self._addresses(host, failures):
+                routes.append(Route(address, self.port, host))
+        if routes:
+            return routes
+        if failures:
+            raise TemporaryFailure("; ".join(failures))
+        # Every lookup answered, and no host has an address (RFC 5321 §5.1: an error).
+        raise PermanentFailure(f"no mail server address for {domain}", status="5.4.4")
+
+    async def _addresses(self, host: str, failures: list[str]) -> list[str]:
+        found: list[str] = []
+        for kind in ("A", "AAAA"):
+            try:
+                answer = await self.resolver.resolve(host, kind, lifetime=self.timeout)
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+                continue
+            except dns.exception.DNSException as error:
+                failures.append(f"DNS lookup of {host} {kind} failed: {error}")
+                continue
+            found.extend(record.to_text() for record in answer)
+        return found
 
 
 class StaticRouter:
@@ -141,8 +198,15 @@ class OutboundQueue:
         mail_from: str,
         recipients: Sequence[str],
         account_id: int | None = None,
+        mail_parameters: dsn.MailParameters | None = None,
+        recipient_parameters: Mapping[str, dsn.RecipientParameters] | None = None,
     ) -> int:
         """Store ``raw`` durably and queue it; returns after commit (so 250 is safe)."""
+        message = mail_parameters or dsn.MailParameters()
+        per_recipient = {
+            address: (params.notify, params.orcpt)
+            for address, params in (recipient_parameters or {}).items()
+        }
         blob = await self.blobs.put(raw)
         return await self.database.write(
             lambda ctx: queue_store.enqueue(
@@ -151,6 +215,9 @@ class OutboundQueue:
                 mail_from=mail_from,
                 recipients=recipients,
                 account_id=account_id,
+                ret=message.ret,
+                envid=message.envid,
+                dsn_parameters=per_recipient,
             )
         )
 
@@ -197,6 +264,8 @@ class _Result:
     text: str
     status: str
     remote: str
+    # Accepted by a server without DSN: the notices are ours to send (RFC 3461 §5.2.2.4).
+    relayed: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -304,7 +373,7 @@ class QueueWorker:
             try:
                 return await self._send_over(route, group)
             except (OSError, TimeoutError, aiosmtplib.SMTPException) as error:
-                last_error = f"{route.host}:{route.port}: {error}"
+                last_error = f"{route.label}:{route.port}: {error}"
                 log.info("outbound: %s", last_error)
         return [_Result(r, 0, last_error, "4.4.1", "") for r in group]
 
@@ -326,6 +395,10 @@ class QueueWorker:
         await client.connect()
         results: list[_Result] = []
         try:
+            if client.is_ehlo_or_helo_needed:
+                # After STARTTLS the extensions are forgotten until the next EHLO
+                # (RFC 3207 §4.2), and the SMTPUTF8 and DSN choices below read them.
+                await client.ehlo()
             if authenticating:
                 await client.login(smtp_settings.relay_username, smtp_settings.relay_password)
             by_message: dict[int, list[QueuedRecipient]] = defaultdict(list)
@@ -344,7 +417,7 @@ class QueueWorker:
         self, client: aiosmtplib.SMTP, route: Route, recipients: list[QueuedRecipient]
     ) -> list[_Result]:
         first = recipients[0]
-        remote = route.host
+        remote = route.label
         raw = await self.blobs.get(first.blob_hash)
         options: list[str] = []
         encoding = "ascii"
@@ -359,6 +432,13 @@ class QueueWorker:
             encoding = "utf-8"
         if not raw.isascii() and client.supports_extension("8bitmime"):
             options.append("BODY=8BITMIME")  # RFC 6152
+        # RFC 3461 §5.2.2: the parameters go on to a server that offers DSN.
+        passing_dsn = client.supports_extension("dsn")
+        if passing_dsn:
+            if first.ret:
+                options.append(f"RET={first.ret}")
+            if first.envid:
+                options.append(f"ENVID={dsn.encode_xtext(first.envid)}")
         try:
             await client.mail(first.mail_from, options=options, encoding=encoding)
         except aiosmtplib.SMTPResponseException as error:
@@ -370,7 +450,11 @@ class QueueWorker:
         results: list[_Result] = []
         for recipient in recipients:
             try:
-                await client.rcpt(recipient.address, encoding=encoding)
+                await client.rcpt(
+                    recipient.address,
+                    options=_rcpt_options(recipient) if passing_dsn else [],
+                    encoding=encoding,
+                )
             except aiosmtplib.SMTPResponseException as error:
                 results.append(
                     _Result(recipient, error.code, error.message, _status(error), remote)
@@ -388,7 +472,8 @@ class QueueWorker:
                 _Result(r, error.code, error.message, _status(error), remote) for r in accepted
             ]
         return results + [
-            _Result(r, response.code, response.message, "2.0.0", remote) for r in accepted
+            _Result(r, response.code, response.message, "2.0.0", remote, relayed=not passing_dsn)
+            for r in accepted
         ]
 
     async def _record(self, results: list[_Result]) -> None:
@@ -397,11 +482,14 @@ class QueueWorker:
         warn_after = self.settings.smtp.delay_warning_seconds * 1_000_000
         done: list[int] = []
         failed: list[_Result] = []
+        relayed: list[_Result] = []
         for result in results:
             recipient = result.recipient
             if result.delivered:
                 log.info("outbound: %s delivered via %s", recipient.address, result.remote)
                 done.append(recipient.id)
+                if result.relayed and _wants(recipient, "SUCCESS"):
+                    relayed.append(result)
             elif result.permanent:
                 log.info("outbound: %s failed: %s", recipient.address, result.text)
                 done.append(recipient.id)
@@ -420,9 +508,18 @@ class QueueWorker:
             and now - r.recipient.created_at >= warn_after
         ]
         # Notices first: once the rows are gone, so is the original message.
-        await self._notify(failed, action="failed")
-        await self._notify(delayed, action="delayed")
+        await self._notify([r for r in failed if _wants(r.recipient, "FAILURE")], action="failed")
+        await self._notify([r for r in delayed if _wants(r.recipient, "DELAY")], action="delayed")
+        await self._notify(relayed, action="relayed")
         warned = {r.recipient.id for r in delayed}
+        # Kept for EmailSubmission deliveryStatus once the rows are gone (issue 7).
+        outcomes = {
+            (r.recipient.message_id, r.recipient.address): queue_store.Outcome(
+                r.delivered, _reply(r)
+            )
+            for r in results + failed
+            if r.recipient.id in done
+        }
 
         def write(ctx: WriteContext) -> None:
             for result in results:
@@ -440,6 +537,7 @@ class QueueWorker:
                     delay_warned=True if result.recipient.id in warned else None,
                 )
             queue_store.remove_recipients(ctx, done)
+            queue_store.record_outcomes(ctx, outcomes, now=now)
 
         await self.database.write(write)
 
@@ -458,9 +556,10 @@ class QueueWorker:
                 dsn.RecipientStatus(
                     address=r.recipient.address,
                     action=action,
-                    status=r.status if action == "failed" else "4.4.7",
+                    status=_notice_status(r, action),
                     diagnostic=_diagnostic(r),
                     remote_mta=r.remote,
+                    orcpt=r.recipient.orcpt,
                 )
                 for r in group
             ]
@@ -470,8 +569,29 @@ class QueueWorker:
                 original=original,
                 recipients=status,
                 arrival=first.created_at / 1_000_000,
+                envid=first.envid,
+                ret=first.ret,
             )
             await self.queue.return_to_sender(first.mail_from, report, mail=self.mail)
+
+
+def _wants(recipient: QueuedRecipient, keyword: str) -> bool:
+    return dsn.RecipientParameters(recipient.notify, recipient.orcpt).wants(keyword)
+
+
+def _rcpt_options(recipient: QueuedRecipient) -> list[str]:
+    """RFC 3461 §4.1-4.2 RCPT parameters, as received (ORCPT re-encoded as xtext)."""
+    options = [f"NOTIFY={recipient.notify}"] if recipient.notify else []
+    if recipient.orcpt:
+        addr_type, _, address = recipient.orcpt.partition(";")
+        options.append(f"ORCPT={addr_type};{dsn.encode_xtext(address)}")
+    return options
+
+
+def _notice_status(result: _Result, action: dsn.Action) -> str:
+    if action == "failed":
+        return result.status
+    return "4.4.7" if action == "delayed" else "2.0.0"
 
 
 async def _reset(client: aiosmtplib.SMTP) -> None:
@@ -485,6 +605,14 @@ def _status(error: aiosmtplib.SMTPResponseException) -> str:
     if words and words[0].count(".") == 2 and words[0][0] in "245":
         return words[0]
     return "5.0.0" if error.code >= 500 else "4.0.0"
+
+
+def _reply(result: _Result) -> str:
+    """The final SMTP reply of a recipient: the remote's, or one made of the enhanced
+    status when there was none (network failure until expiry)."""
+    if result.code:
+        return f"{result.code} {result.text}"
+    return f"{554 if result.status.startswith('5') else 451} {result.status} {result.text}"
 
 
 def _diagnostic(result: _Result) -> str:

@@ -19,6 +19,10 @@ ignored): both sides are folded the way the full-text index folds them
   octets; above that size the index's word-prefix answer stands (and a string without a
   letter or digit matches none of them). A string therefore has to start at the start of a
   word to match a body ("ell" does not find "hello").
+- The header half of TEXT likewise: the index's header text (every field, "Name: value",
+  decoded) names the candidates, whose headers are then read and checked for the
+  substring; "rondelle" does not find "someone@hirondelle.example", "hirondelle.ex"
+  does. A string without a letter or digit still reads every header.
 - SENTBEFORE/SENTON/SENTSINCE compare the date written in the Date header (its own
   time zone, RFC 9051 §6.4.4 "disregarding time and timezone"); a message without a
   parseable Date matches none of them. BEFORE/ON/SINCE compare the internal date's day in
@@ -52,7 +56,14 @@ from hirondelle.store import message_queries as queries
 from hirondelle.store.blobs import BlobNotFound, BlobStore
 from hirondelle.store.database import Database
 from hirondelle.store.message_queries import MessageRow
-from hirondelle.store.search import MAX_INDEXED_CHARS, Field, fold, stored_bodies
+from hirondelle.store.search import (
+    MAX_INDEXED_CHARS,
+    Field,
+    fold,
+    index_headers,
+    pending_headers,
+    stored_bodies,
+)
 
 __all__ = [
     "BODY_SUBSTRING_LIMIT",
@@ -379,9 +390,9 @@ def _in_ranges(ranges: tuple[tuple[int, int], ...]) -> Callable[[int], bool]:
     return contains
 
 
-def written_date(envelope: bytes) -> date | None:
-    """The day of the Date header as written, from a stored ENVELOPE (RFC 9051 §7.5.2:
-    its first item is the Date field as an nstring)."""
+def written_date_time(envelope: bytes) -> datetime | None:
+    """The Date header as written (with its own offset), from a stored ENVELOPE (RFC 9051
+    §7.5.2: its first item is the Date field as an nstring); JMAP ``sentAt`` too."""
     raw = envelope[1:] if envelope.startswith(b"(") else envelope
     if raw.startswith(b'"'):
         out = bytearray()
@@ -404,7 +415,12 @@ def written_date(envelope: bytes) -> date | None:
         value = raw[match.end() : match.end() + int(match.group(1))]
     else:
         return None  # NIL
-    parsed = parse_date(value)
+    return parse_date(value)
+
+
+def written_date(envelope: bytes) -> date | None:
+    """The day of the Date header as written (see :func:`written_date_time`)."""
+    parsed = written_date_time(envelope)
     return parsed.date() if parsed is not None else None
 
 
@@ -545,16 +561,45 @@ class _Evaluator:
         if criterion.field is TextField.BODY:
             return await self._body_contains(criterion.text, domain)
         # TEXT: the header or the body (RFC 9051 §6.4.4).
-        headers = await self._header_fields(domain)
-        in_header = {
-            row.uid
-            for row in domain
-            if needle
-            in fold("\n".join(f"{name}: {value}" for name, value in headers[row.email_id]))
-        }
+        in_header = await self._in_headers(criterion.text, domain)
         rest = [row for row in domain if row.uid not in in_header]
         in_body = _uids(await self._body_contains(criterion.text, rest))
         return [row for row in domain if row.uid in in_header or row.uid in in_body]
+
+    async def _in_headers(self, text: str, domain: list[MessageRow]) -> set[int]:
+        """UIDs of the rows whose header text (every field, decoded) contains ``text``.
+
+        The full-text index's ``headers`` column names the candidates (every word of
+        ``text`` begins a word of the header, as for BODY); only their headers are read
+        and checked for the substring. Emails stored before the index had headers
+        (``search_headers_pending``) are all read, then indexed, once."""
+        needle = fold(text)
+
+        def read(conn: Connection) -> tuple[set[int] | None, set[int]]:
+            indexed = queries.text_matches(
+                conn,
+                account_id=self.account_id,
+                mailbox_id=self.mailbox_id,
+                text=text,
+                fields=frozenset({Field.HEADERS}),
+            )
+            return indexed, pending_headers(conn, self.mailbox_id)
+
+        indexed, pending = await self.database.read(read)
+        candidates = [
+            row
+            for row in domain
+            if indexed is None or row.email_id in indexed or row.email_id in pending
+        ]
+        headers = await self._header_fields(candidates)
+        texts = {
+            row.email_id: "\n".join(f"{name}: {value}" for name, value in headers[row.email_id])
+            for row in candidates
+        }
+        late = {email_id: texts[email_id] for email_id in pending if email_id in texts}
+        if late:
+            await self.database.write(lambda ctx: index_headers(ctx.conn, late))
+        return {row.uid for row in candidates if needle in fold(texts[row.email_id])}
 
     async def _body_contains(self, text: str, domain: list[MessageRow]) -> list[MessageRow]:
         needle = fold(text)

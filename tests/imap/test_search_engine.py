@@ -272,9 +272,13 @@ async def test_text_matches_any_header_or_the_body(box: Mailbox) -> None:
     assert await box.search('TEXT "User-Agent: Thunder"') == [in_header]
 
 
-async def test_text_matches_inside_words_of_the_header(box: Mailbox) -> None:
+async def test_text_matches_words_of_the_header_from_their_start(box: Mailbox) -> None:
+    """The header half of TEXT is answered by the full-text index, as BODY is: the
+    string must start at the start of a word (a documented deviation, mail/search.py)."""
     hit = await box.append(build_message(sender="someone@hirondelle.example"))
-    assert await box.search("TEXT rondelle") == [hit]
+    assert await box.search("TEXT hironde") == [hit]
+    assert await box.search('TEXT "someone@hirondelle.ex"') == [hit]
+    assert await box.search("TEXT rondelle") == []
 
 
 # -- dates, sizes, intervals, modseq ---------------------------------------------------------

@@ -71,8 +71,9 @@ def _addresses(values: list[str]) -> str:
 
 
 def _body_matches(needle: str, body: str) -> bool:
-    """The documented BODY rule: every word of the string begins a word of the body
-    (the index), and the whole string is a substring (the check)."""
+    """The documented BODY rule (and TEXT's, on the header text too): every word of the
+    string begins a word of the text (the index), and the whole string is a substring
+    (the check)."""
     folded = fold(needle)
     if not folded:
         return True
@@ -115,8 +116,10 @@ class World:
                 return needle in fold(_addresses(m.header(key.field)))
             if key.field == "BODY":
                 return _body_matches(key.value, m.body)
+            # TEXT: the header text goes through the index as the body does (documented
+            # in mail/search.py): the same word-start rule, then the substring.
             header_text = "\n".join(f"{name}: {value}" for name, value in m.headers)
-            return needle in fold(header_text) or _body_matches(key.value, m.body)
+            return _body_matches(key.value, header_text) or _body_matches(key.value, m.body)
         if isinstance(key, c.SearchHeader):
             needle = fold(key.value)
             return any(needle in fold(value) for value in m.header(key.field))

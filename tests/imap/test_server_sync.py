@@ -177,3 +177,45 @@ def test_select_condstore_reports_highestmodseq_and_search_modseq_is_wired(
     lines = raw.command("SELECT INBOX (CONDSTORE)")
     assert _highestmodseq(lines) == imap.mailbox("INBOX").highest_modseq
     raw.close()
+
+
+def test_qresync_seq_match_data_limits_vanished_when_the_journal_is_too_old(
+    imap: ImapServer,
+) -> None:
+    """RFC 7162 §3.2.5.2: when the changes since the client's modseq are no longer known,
+    the server reports every known UID that is gone, except below the point where the
+    client's sequence numbers still name the UIDs it gave (seq-match-data)."""
+    import sqlalchemy as sa
+
+    from hirondelle.store import schema
+
+    for _ in range(6):
+        imap.deliver(simple_message())
+    raw = _selected(imap)
+    raw.command("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    raw.command("EXPUNGE")  # the client saw UID 2 go: it knows 1,3,4,5,6
+    modseq = _highestmodseq(raw.command("SELECT INBOX"))
+    raw.command("STORE 4 +FLAGS.SILENT (\\Deleted)")  # sequence 4 = UID 5
+    raw.command("EXPUNGE")
+    raw.close()
+    account_id = imap.account.id if imap.account else 0
+
+    def forget(conn: sa.Connection) -> None:
+        accounts = schema.accounts
+        conn.execute(
+            accounts.update()
+            .where(accounts.c.id == account_id)
+            .values(journal_floor=accounts.c.modseq)
+        )
+
+    imap.run(imap.services.database.write(lambda ctx: forget(ctx.conn)))
+    uidvalidity = imap.mailbox("INBOX").uidvalidity
+    back = imap.raw()
+    back.login()
+    back.command("ENABLE QRESYNC")
+    lines = back.command(f"SELECT INBOX (QRESYNC ({uidvalidity} {modseq} 1:6))")
+    assert b"* VANISHED (EARLIER) 2,5" in lines
+    # Sequence numbers 1..3 still name UIDs 1, 3, 4: nothing below UID 4 went away.
+    lines = back.command(f"SELECT INBOX (QRESYNC ({uidvalidity} {modseq} 1:6 (1:4 1,3:5)))")
+    assert b"* VANISHED (EARLIER) 5" in lines
+    back.close()

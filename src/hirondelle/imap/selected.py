@@ -55,6 +55,38 @@ class _Columns:
 _SHARED: weakref.WeakValueDictionary[int, _Columns] = weakref.WeakValueDictionary()
 
 
+class RecentColumns:
+    """The columns of the last mailboxes opened through one listener, with the account
+    modseq they were read at: a SELECT of one whose account has not changed since reads
+    no row again (clients reselect INBOX all the time). One per listener, so per
+    database; read from database threads (single dict operations, atomic)."""
+
+    __slots__ = ("_entries", "size")
+
+    def __init__(self, size: int = 8) -> None:
+        #: How many mailboxes are kept (12 bytes per message each).
+        self.size = size
+        self._entries: dict[int, tuple[int, _Columns]] = {}
+
+    def known(self, mailbox_id: int, modseq: int) -> tuple[array[int], array[int]] | None:
+        """The UIDs and modseqs of the mailbox if they were read at account modseq
+        ``modseq`` (for ``MessageService.snapshot_named``, on a database thread)."""
+        entry = self._entries.get(mailbox_id)
+        if entry is None or entry[0] != modseq:
+            return None
+        return entry[1].uids, entry[1].modseqs
+
+    def remember(self, view: SelectedMailbox) -> None:
+        """Keep a newly opened view's columns, as read at SELECT."""
+        columns = view._columns
+        if columns is None:
+            return
+        self._entries.pop(view.mailbox_id, None)
+        self._entries[view.mailbox_id] = (view.modseq, columns)
+        while len(self._entries) > self.size:
+            self._entries.pop(next(iter(self._entries)), None)
+
+
 class SelectedMailbox:
     __slots__ = (
         "_columns",

@@ -18,6 +18,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 from hirondelle.imap.commands import load as load_commands
+from hirondelle.imap.selected import RecentColumns
 from hirondelle.imap.session import Session
 from hirondelle.mail.mailboxes import MailboxService
 from hirondelle.mail.messages import MessageService
@@ -37,6 +38,16 @@ DRAIN_THRESHOLD = 256 * 1024
 
 class Connection:
     """The byte stream of one client."""
+
+    # No per-instance __dict__: one of these per connection (2,000 idle sessions).
+    __slots__ = (
+        "_deflate",
+        "_inflate",
+        "_pending_output",
+        "reader",
+        "secure",
+        "writer",
+    )
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, secure: bool
@@ -117,6 +128,7 @@ async def start(context: ListenerContext) -> Listener:
     mailboxes = MailboxService(services.database)
     messages = MessageService(services.database, services.mail)
     sessions: set[asyncio.Task[None]] = set()
+    recent = RecentColumns()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -132,6 +144,7 @@ async def start(context: ListenerContext) -> Listener:
             remote=remote,
             mailboxes=mailboxes,
             messages=messages,
+            recent=recent,
         )
         try:
             await session.run()

@@ -40,7 +40,7 @@ from hirondelle.imap.proto.parser import (
 )
 from hirondelle.imap.proto.response import ResponseCode, ResponseEncoder
 from hirondelle.imap.proto.sequence_set import SequenceSet
-from hirondelle.imap.selected import SelectedMailbox
+from hirondelle.imap.selected import RecentColumns, SelectedMailbox
 from hirondelle.mail import keywords
 from hirondelle.mail.mailboxes import MailboxService
 from hirondelle.mail.messages import CannotCalculateChanges, MessageService
@@ -79,6 +79,33 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 class Session:
     """One client connection (per-connection state lives here, never on the class)."""
 
+    # No per-instance __dict__: one of these per connection (2,000 idle sessions).
+    __slots__ = (
+        "_stream_index",
+        "_subscription",
+        "_subscription_cm",
+        "account",
+        "client_id",
+        "compressed",
+        "connection",
+        "enabled",
+        "encoder",
+        "mailboxes",
+        "max_message_size",
+        "messages",
+        "parser",
+        "pending_events",
+        "recent",
+        "remote",
+        "saved_uids",
+        "selected",
+        "services",
+        "state",
+        "streams",
+        "timeout",
+        "tls_context",
+    )
+
     def __init__(
         self,
         services: Services,
@@ -88,6 +115,7 @@ class Session:
         remote: str,
         mailboxes: MailboxService,
         messages: MessageService,
+        recent: RecentColumns | None = None,
     ) -> None:
         self.services = services
         self.connection = connection
@@ -95,6 +123,8 @@ class Session:
         self.remote = remote
         self.mailboxes = mailboxes
         self.messages = messages
+        #: The listener's recently opened mailboxes (SELECT without reading rows again).
+        self.recent = recent if recent is not None else RecentColumns()
         limits = services.settings.limits
         self.timeout = float(limits.imap_idle_timeout_seconds)
         self.max_message_size = limits.max_message_size
@@ -155,6 +185,7 @@ class Session:
             "ESEARCH",
             "SEARCHRES",
             "SORT",
+            "ESORT",
             "THREAD=REFERENCES",
             "THREAD=ORDEREDSUBJECT",
             "WITHIN",

@@ -284,6 +284,17 @@ class Session:
                 )
             )
             return
+        if result.outcome is Outcome.UNAVAILABLE:
+            # RFC 3206 §4: SYS/TEMP; the account directory does not answer (ASCII, as
+            # every POP3 reply here).
+            self.write(
+                proto.err(
+                    "the account directory does not answer; try again later / "
+                    "l'annuaire des comptes ne repond pas ; reessayez plus tard",
+                    code="SYS/TEMP",
+                )
+            )
+            return
         if result.outcome is Outcome.APP_PASSWORD_REQUIRED:
             self.write(
                 proto.err(

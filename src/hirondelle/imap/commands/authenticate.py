@@ -31,6 +31,12 @@ def check_login(result: AuthResult) -> None:
             f"d'échecs de connexion, réessayez dans {result.retry_after} secondes",
             "UNAVAILABLE",
         )
+    if result.outcome is Outcome.UNAVAILABLE:
+        raise No(
+            "The account directory does not answer; try again later / l'annuaire des "
+            "comptes ne répond pas ; réessayez plus tard",
+            "UNAVAILABLE",
+        )
     if result.outcome is Outcome.APP_PASSWORD_REQUIRED:
         raise No(
             "This account has a second factor: use an app password / ce compte a un "

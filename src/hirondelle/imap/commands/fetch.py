@@ -41,6 +41,9 @@ _FROM_VIEW = frozenset({A.UID, A.FLAGS, A.MODSEQ})
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 #: Parts larger than this are decoded (BINARY) on a worker thread.
 _DECODE_INLINE = 64 * 1024
+#: Literals up to this size are read whole and sent with the rest of the response in
+#: one write; larger ones are streamed in the blob store's chunks.
+_READ_WHOLE = 256 * 1024
 
 # Part map entries (store.emails.structure_document): section, header_start,
 # body_start, end, content_type, transfer_encoding, is_multipart, is_message.
@@ -451,15 +454,28 @@ async def _binary(
 
 
 async def _send(session: Session, response: FetchResponse) -> None:
-    """Write a FETCH response, streaming LiteralRef pieces from the blob store."""
+    """Write a FETCH response. A literal up to :data:`_READ_WHOLE` is read in one blob
+    read and the response leaves in one write (``UID FETCH n BODY.PEEK[]`` of a usual
+    message: one thread hop, one send); larger ones are streamed in chunks, never whole
+    in memory."""
     connection = session.connection
+    blobs = session.services.blobs
+    pending: list[bytes] = []
     for piece in response.pieces():
         if isinstance(piece, LiteralRef):
             handle: tuple[str, int, int] = piece.handle  # type: ignore[assignment]
             blob_hash, start, end = handle
-            async for chunk in session.services.blobs.stream(blob_hash, start, end):
+            if end - start <= _READ_WHOLE:
+                pending.append(await blobs.read_range(blob_hash, start, end))
+                continue
+            if pending:
+                connection.write(b"".join(pending))
+                pending.clear()
+            async for chunk in blobs.stream(blob_hash, start, end):
                 connection.write(chunk)
                 await connection.maybe_drain()
         else:
-            connection.write(piece)
+            pending.append(piece)
+    if pending:
+        connection.write(b"".join(pending))
     await connection.maybe_drain()

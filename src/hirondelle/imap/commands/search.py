@@ -116,7 +116,7 @@ async def search(session: Session, command: c.Search) -> Done:
 
 @handles(c.Sort, SELECTED)
 async def sort(session: Session, command: c.Sort) -> Done:
-    """RFC 5256 §3 SORT."""
+    """RFC 5256 §3 SORT; RFC 5267 §3.2 ESORT (RETURN options)."""
     uids = await _run(
         engine.sort(
             session.services,
@@ -126,8 +126,44 @@ async def sort(session: Session, command: c.Sort) -> Done:
             charset=command.charset,
         )
     )
-    session.write(session.encoder.sort(_numbers(session, uids, uid=command.uid)))
+    numbers = _numbers(session, uids, uid=command.uid)
+    if command.return_options is None:
+        session.write(session.encoder.sort(numbers))
+        return Done()
+    _esort(session, command.tag, uids, numbers, command.return_options, uid=command.uid)
     return Done()
+
+
+def _esort(
+    session: Session,
+    tag: str,
+    uids: list[int],
+    numbers: list[int],
+    options: tuple[str, ...],
+    *,
+    uid: bool,
+) -> None:
+    """RFC 5267 §3.2 ESORT: SORT RETURN answers with ESEARCH, in the sort order: MIN is
+    the first message of the sorted result and MAX the last, ALL lists every message in
+    sorted order (each number on its own: a range "n:m" would say nothing of the order
+    inside it), COUNT as for SEARCH; SAVE (RFC 5182) keeps the result, in that order."""
+    wanted = set(options) or {"ALL"}
+    if "SAVE" in wanted:
+        session.saved_uids = list(uids)
+        if wanted == {"SAVE"}:
+            return
+    session.write(
+        session.encoder.esearch(
+            tag,
+            uid=uid,
+            minimum=numbers[0] if "MIN" in wanted and numbers else None,
+            maximum=numbers[-1] if "MAX" in wanted and numbers else None,
+            numbers=SequenceSet(tuple((n, n) for n in numbers))
+            if "ALL" in wanted and numbers
+            else None,
+            count=len(numbers) if "COUNT" in wanted else None,
+        )
+    )
 
 
 def _renumber(session: Session, node: ThreadNode, *, uid: bool) -> ThreadNode:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hirondelle.errors import Reason, Refused
 from hirondelle.imap.commands import AUTHENTICATED, SELECTED, Bad, Done, No, State, handles
-from hirondelle.imap.commands.mailbox import _get
 from hirondelle.imap.proto import commands as c
 from hirondelle.imap.proto.response import ResponseCode
 from hirondelle.imap.proto.sequence_set import SequenceSet
@@ -37,13 +37,21 @@ async def select(session: Session, command: c.Select) -> Done:
             session.write(
                 session.encoder.ok(None, "Previous mailbox closed", ResponseCode.simple("CLOSED"))
             )
-    mailbox = await _get(session, command.mailbox)
+    try:
+        # The mailbox's row, messages and keywords in one database read (one thread hop).
+        snapshot = await session.messages.snapshot_named(
+            session.account_id, command.mailbox, known=session.recent.known
+        )
+    except Refused as refused:
+        if refused.reason is Reason.INVALID:
+            raise No(refused.message, "NONEXISTENT") from None
+        raise
     if command.condstore:
         session.enabled.add("CONDSTORE")
-    snapshot = await session.messages.snapshot(session.account_id, mailbox.id)
     view = SelectedMailbox(
         snapshot.mailbox, snapshot.messages, modseq=snapshot.modseq, read_only=command.read_only
     )
+    session.recent.remember(view)
     encoder = session.encoder
     extra = {keywords.to_imap(k) for k in view.keywords_in_use} - set(SYSTEM_FLAGS)
     flags = [*SYSTEM_FLAGS, *sorted(extra)]
@@ -98,7 +106,7 @@ async def _qresync(session: Session, view: SelectedMailbox, qresync: c.QResync) 
         ranges = SequenceSet.of(*vanished) if vanished else None
     except CannotCalculateChanges:
         # Older than the journal keeps: every UID the client may know that is gone.
-        ranges = _gaps(view, known)
+        ranges = _gaps(view, known, _unchanged_up_to(view, qresync.sequence_match))
     if ranges is not None and ranges.ranges:
         session.write(session.encoder.vanished(ranges, earlier=True))
     changed = [view.uids[i] for i, modseq in enumerate(view.modseqs) if modseq > qresync.modseq]
@@ -107,7 +115,32 @@ async def _qresync(session: Session, view: SelectedMailbox, qresync: c.QResync) 
             session.write_flags(current.uid, current.keywords)
 
 
-def _gaps(view: SelectedMailbox, known: SequenceSet | None) -> SequenceSet | None:
+def _unchanged_up_to(
+    view: SelectedMailbox, sequence_match: tuple[SequenceSet, SequenceSet] | None
+) -> int:
+    """RFC 7162 §3.2.5.2 seq-match-data: the highest UID below which nothing can have
+    been expunged, or 0. If the client's sequence number n still has the UID it knew, no
+    message with a lower UID went away (UIDs only grow, so nothing took a lower place);
+    pairs are compared in ascending order up to the first that no longer holds."""
+    if sequence_match is None:
+        return 0
+    numbers, uids = sequence_match
+    count = len(view.uids)
+    floor = 0
+    pairs = zip(
+        numbers.iter_numbers(count, limit=count + 1),
+        uids.iter_numbers(max(view.uidnext - 1, 0)),
+        strict=False,
+    )
+    for number, uid in pairs:
+        if not 1 <= number <= count or view.uids[number - 1] != uid:
+            break
+        floor = uid
+    return floor
+
+
+def _gaps(view: SelectedMailbox, known: SequenceSet | None, floor: int = 0) -> SequenceSet | None:
+    """UIDs the client may know that are not in the mailbox, above ``floor``."""
     largest = view.uidnext - 1
     if largest < 1:
         return None
@@ -116,7 +149,9 @@ def _gaps(view: SelectedMailbox, known: SequenceSet | None) -> SequenceSet | Non
     gaps: list[tuple[int, int]] = []
     index = 0
     for low, high in wanted:
-        low = max(low, 1)
+        low = max(low, floor + 1, 1)
+        if low > high:
+            continue
         high = min(high, largest)
         cursor = low
         while index < len(present) and present[index] < low:

@@ -211,6 +211,30 @@ class CommandParser:
     UTF-8 instead of modified UTF-7.
     """
 
+    # No per-instance __dict__: one of these per connection (2,000 idle sessions).
+    __slots__ = (
+        "_buf",
+        "_buffered",
+        "_line_mode",
+        "_lines",
+        "_literal_binary",
+        "_literals",
+        "_mode",
+        "_name",
+        "_paused",
+        "_remaining",
+        "_scan",
+        "_tag",
+        "_tail",
+        "_text_size",
+        "literal_minus",
+        "literal_sink_threshold",
+        "max_command",
+        "max_line",
+        "max_literal",
+        "utf8_names",
+    )
+
     def __init__(
         self,
         max_line: int = 65536,

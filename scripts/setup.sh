@@ -60,3 +60,17 @@ if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -
     pip_install --no-deps -e .
     touch "$stamp"
 fi
+
+# The webmail (webapp/): built when Node is here; without it "/" shows the status page.
+if command -v npm >/dev/null; then
+    webapp_stamp=webapp/node_modules/.hirondelle-installed
+    if [ ! -f "$webapp_stamp" ] || [ webapp/package-lock.json -nt "$webapp_stamp" ]; then
+        say "installing the webmail's dependencies (npm ci)"
+        (cd webapp && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        touch "$webapp_stamp"
+    fi
+    say "building the webmail"
+    (cd webapp && npm run --silent build -- --logLevel error >/dev/null)
+else
+    say "no Node.js (npm): the webmail is not built"
+fi

@@ -12,7 +12,7 @@ source "$root/scripts/setup.sh"
 cd "$root"
 
 # Debian packages the tests use (real clients and reference servers).
-apt_install ca-certificates fetchmail swaks isync
+apt_install ca-certificates fetchmail swaks isync vdirsyncer slapd ldap-utils openssl chromium
 
 pg_answers() {
     .venv/bin/python - "$1" <<'PY' 2>/dev/null
@@ -70,5 +70,19 @@ say "mypy --strict"
 .venv/bin/mypy
 say "configuration reference is up to date"
 .venv/bin/python scripts/gen_config_docs.py --check
-say "pytest"
-exec .venv/bin/pytest "$@"
+if command -v npm >/dev/null; then
+    say "webmail: tsc and vitest"
+    (cd webapp && npm run --silent typecheck && npm run --silent test -- --reporter=dot)
+elif [ "${CI:-}" = "true" ]; then
+    echo "no Node.js (npm): CI runs the webmail's tests" >&2
+    exit 1
+fi
+# The suite is mostly waiting (servers, fsync, real clients): three workers on two cores
+# take it from about 35 to 11 minutes. A test file stays on one worker (its fixtures,
+# e.g. a node per module, are shared by its tests). PYTEST_WORKERS=0 runs it in-process.
+workers=${PYTEST_WORKERS:-3}
+say "pytest ($workers workers)"
+if [ "$workers" = "0" ]; then
+    exec .venv/bin/pytest "$@"
+fi
+exec .venv/bin/pytest -n "$workers" --dist loadfile "$@"

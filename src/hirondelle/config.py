@@ -35,6 +35,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -56,6 +57,7 @@ __all__ = [
     "ConfigError",
     "Endpoint",
     "IdentitySettings",
+    "LdapSettings",
     "LimitsSettings",
     "ListenSettings",
     "ServerSettings",
@@ -255,11 +257,46 @@ class ServerSettings(_Section):
         ),
         examples=["example.org"],
     )
+    webapp: str = Field(
+        default="",
+        description=(
+            "The directory of the built webmail (what `npm run build` writes to "
+            "`webapp/dist`). Empty: the one built in the source tree, if any; without a "
+            "built webmail, `/` shows the status page."
+        ),
+        examples=["/usr/share/hirondelle/webapp"],
+    )
+
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The address users open the webmail at, scheme and host (and port) only. "
+            "Password-reset links start with it, and it is the WebAuthn origin (security "
+            "keys and passkeys are bound to its host name). Not set: `https://HOSTNAME`."
+        ),
+        examples=["https://mail.example.org"],
+    )
 
     @field_validator("hostname", "default_domain")
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:
         return None if value is None else _check_host_name(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http:// or https:// address")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"{value!r}: give the scheme and host only, no path")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def web_url(self) -> str:
+        """Where users reach the webmail: ``public_url`` or ``https://hostname``."""
+        return self.public_url or f"https://{self.hostname}"
 
 
 # The standard ports of each listener: the examples of the configuration reference and
@@ -593,6 +630,107 @@ class IdentitySettings(_Section):
         ge=1,
         description="How long rows of the authentication audit log are kept.",
     )
+    source: Literal["local", "ldap"] = Field(
+        default="local",
+        description=(
+            'Where passwords are checked: "local" (the hashes in the store) or "ldap" (a '
+            "bind to the directory of the [ldap] section; accounts are created at their "
+            "first login). App passwords and second factors stay local either way."
+        ),
+    )
+
+
+class LdapSettings(_Section):
+    """The LDAP directory used when `[identity] source = "ldap"`.
+
+    Two ways to find a user: with `user_dn_template`, the server binds directly as the DN
+    it names (bind as user); otherwise it binds as `bind_dn` (or anonymously), searches
+    `base_dn` with `user_filter`, then binds as the entry found (search and bind).
+    """
+
+    urls: str = Field(
+        default="",
+        description=(
+            "One or more `ldap://` or `ldaps://` URLs, separated by spaces; the next one is "
+            "tried when a server does not answer."
+        ),
+        examples=["ldaps://ldap1.example.org ldaps://ldap2.example.org"],
+    )
+    start_tls: bool = Field(
+        default=False,
+        description="Upgrade `ldap://` connections with StartTLS (RFC 4513 §3) before binding.",
+    )
+    ca_file: str = Field(
+        default="",
+        description=(
+            "PEM file of the certificate authorities trusted for `ldaps://` and StartTLS. "
+            "Empty: the system's trusted roots."
+        ),
+        examples=["/etc/ssl/certs/directory-ca.pem"],
+    )
+    bind_dn: str = Field(
+        default="",
+        description=(
+            "The DN the server binds as to search for users and to sync. Empty: anonymous."
+        ),
+        examples=["cn=hirondelle,ou=services,dc=example,dc=org"],
+    )
+    bind_password: str = Field(
+        default="",
+        description="The password of `bind_dn` (or set HIRONDELLE_LDAP_BIND_PASSWORD).",
+    )
+    user_dn_template: str = Field(
+        default="",
+        description=(
+            "Bind as user: the DN of the user typed as LOCAL@DOMAIN, with `{local}`, "
+            "`{domain}` and `{address}` (escaped per RFC 4514). Empty: search and bind."
+        ),
+        examples=["uid={local},ou=people,dc=example,dc=org"],
+    )
+    base_dn: str = Field(
+        default="",
+        description=(
+            "Where people are searched (the whole subtree), at login and by the sync. "
+            'Required with `[identity] source = "ldap"`.'
+        ),
+        examples=["ou=people,dc=example,dc=org"],
+    )
+    user_filter: str = Field(
+        default="(&(objectClass=inetOrgPerson)(mail={address}))",
+        description=(
+            "The search filter for the address typed at login, `{address}` escaped per "
+            "RFC 4515. The sync uses it with `{address}` replaced by `*`."
+        ),
+    )
+    mail_attribute: str = Field(
+        default="mail",
+        description="The attribute holding the account's address.",
+    )
+    name_attribute: str = Field(
+        default="displayName",
+        description="The attribute holding the account's display name.",
+    )
+    alias_attribute: str = Field(
+        default="mailLocalAddress",
+        description=(
+            "The attribute holding further addresses of the account; each one in a local "
+            "domain becomes an alias. Empty: no aliases."
+        ),
+    )
+    timeout_seconds: Count = Field(
+        default=10,
+        ge=1,
+        description="How long to wait for the directory to connect or answer.",
+    )
+    sync_interval_seconds: Count = Field(
+        default=3600,
+        ge=0,
+        description=(
+            "How often a node syncs the accounts it created from the directory (refresh "
+            "names and aliases, disable accounts no longer there); 0: only "
+            "`hirondelle ldap sync`."
+        ),
+    )
 
 
 class Settings(BaseModel):
@@ -610,6 +748,7 @@ class Settings(BaseModel):
     tls: TLSSettings = Field(default_factory=TLSSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    ldap: LdapSettings = Field(default_factory=LdapSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     data_dir: Path = Field(description="The data directory; set by the loader, not the file.")
 

@@ -12,6 +12,7 @@ silently ignored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -24,6 +25,7 @@ from starlette.applications import Starlette
 
 from hirondelle import tls
 from hirondelle.config import Endpoint, Settings
+from hirondelle.identity import housekeeping
 from hirondelle.imap import server as imap_server
 from hirondelle.mail.queue import QueueWorker
 from hirondelle.pop3 import server as pop3_server
@@ -127,6 +129,9 @@ class Node:
         self.listeners: list[Listener] = []
         self.queue_worker: QueueWorker | None = None
         self._stopping = asyncio.Event()
+        # The certificate every TLS listener serves; reloaded from its files on SIGHUP.
+        self.tls: tls.ReloadableServerContext | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
 
     def check_listeners(self) -> None:
         missing = [name for name in self.settings.listen.enabled() if name not in FRONT_ENDS]
@@ -170,6 +175,9 @@ class Node:
                 settings=self.settings,
             )
             self.queue_worker.start()
+            # Audit log and login-limit pruning (now, then daily), LDAP sync.
+            await housekeeping.prune(self.services)
+            self._housekeeping = asyncio.create_task(housekeeping.run(self.services))
         except BaseException:
             await self.stop()
             raise
@@ -179,7 +187,8 @@ class Node:
         Without a certificate, plain listeners run without STARTTLS; implicit-TLS ones
         cannot run at all."""
         try:
-            return tls.server_context_from_settings(self.settings)
+            self.tls = tls.ReloadableServerContext.from_settings(self.settings)
+            return self.tls.context
         except (OSError, ssl.SSLError) as error:
             needing = [name for name in enabled if FRONT_ENDS[name].implicit_tls]
             if needing:
@@ -190,7 +199,39 @@ class Node:
             log.warning("no usable TLS certificate (%s): STARTTLS is not offered", error)
             return None
 
+    def reload_tls(self) -> bool:
+        """Load the certificate and key files again (SIGHUP): new connections get the new
+        certificate, open ones keep theirs. A broken pair is refused with a log line and
+        the current certificate stays in service. True when the new one is in service."""
+        if self.tls is None:
+            log.warning("SIGHUP: no TLS certificate was loaded at start; restart to add one")
+            return False
+        try:
+            self.tls.reload()
+        except (OSError, ssl.SSLError, ValueError) as error:
+            log.error(
+                "SIGHUP: the certificate %s or key %s cannot be used (%s); the current "
+                "certificate stays in service",
+                self.settings.certificate_path(),
+                self.settings.key_path(),
+                getattr(error, "strerror", None) or error,
+            )
+            return False
+        info = tls.certificate_info(self.settings.certificate_path())
+        log.info(
+            "SIGHUP: certificate reloaded: %s, valid until %s, SHA-256 %s",
+            info.subject,
+            info.not_after.isoformat(),
+            info.fingerprint_sha256,
+        )
+        return True
+
     async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+            self._housekeeping = None
         if self.queue_worker is not None:
             await self.queue_worker.stop()
             self.queue_worker = None
@@ -201,6 +242,8 @@ class Node:
                 log.exception("stopping %s", listener.name)
         self.listeners.clear()
         if self.services is not None:
+            # Vacation replies of the last deliveries finish before the store closes.
+            await self.services.vacation.idle()
             self.services.close()
             self.services = None
 
@@ -208,10 +251,11 @@ class Node:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
         try:
             await self._stopping.wait()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             await self.stop()
 
@@ -221,21 +265,38 @@ def _address(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+# How long stopping the node lets HTTP responses in progress finish before cancelling them.
+HTTP_SHUTDOWN_GRACE_SECONDS = 5
+
+
 async def _start_http(
     name: str, sock: socket.socket, app: Starlette, context: ssl.SSLContext | None
 ) -> Listener:
     config = uvicorn.Config(
-        app, lifespan="off", log_level="warning", access_log=False, proxy_headers=False
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        # Long-lived responses (JMAP EventSource, RFC 8620 §7.3) never end by themselves:
+        # without a bound, stopping the node waits for every such client to go away.
+        # Clients reconnect to another node, or to this one when it is back.
+        timeout_graceful_shutdown=HTTP_SHUTDOWN_GRACE_SECONDS,
     )
     config.load()
     # The one TLS policy of hirondelle.tls, not uvicorn's own defaults.
     config.ssl = context
     server = uvicorn.Server(config)
     server.lifespan = config.lifespan_class(config)
+    # Set when the listener stops: long-lived responses (EventSource) end themselves then,
+    # cleanly, instead of being cancelled after the grace period.
+    stopping = asyncio.Event()
+    app.state.stopping = stopping
     await server.startup(sockets=[sock])
     main_loop = asyncio.create_task(server.main_loop())
 
     async def stop() -> None:
+        stopping.set()
         server.should_exit = True
         await main_loop
         await server.shutdown(sockets=[sock])

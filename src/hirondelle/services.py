@@ -6,14 +6,24 @@ the database or the blob store itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hirondelle.config import Settings
+from hirondelle.groupware.scheduling import SchedulingService
+from hirondelle.groupware.service import GroupwareService
 from hirondelle.identity.accounts import AccountService
 from hirondelle.identity.app_passwords import AppPasswordService
 from hirondelle.identity.authentication import Authenticator
+from hirondelle.identity.ldap import directory_from_settings
+from hirondelle.identity.password_reset import PasswordResetService
+from hirondelle.identity.second_factor import RelyingParty, SecondFactorService
+from hirondelle.identity.web_sessions import WebSessionService
 from hirondelle.mail.delivery import MailService
+from hirondelle.mail.dkim import DkimService
+from hirondelle.mail.queue import OutboundQueue
 from hirondelle.mail.recipients import AliasService
+from hirondelle.mail.submission import Transport
+from hirondelle.mail.vacation import VacationResponder
 from hirondelle.store import migrate
 from hirondelle.store.blobs import FileBlobStore
 from hirondelle.store.database import Database
@@ -31,6 +41,33 @@ class Services:
     authenticator: Authenticator
     app_passwords: AppPasswordService
     mail: MailService
+    # Submission rules (sender check, Message-ID/Date, DKIM, local delivery or queue):
+    # SMTP submission, JMAP EmailSubmission, iMIP and vacation replies all send here.
+    transport: Transport
+    # RFC 8621 §8 VacationResponse, answered after delivery (mail.observer).
+    vacation: VacationResponder
+    # Calendars and contacts (CalDAV/CardDAV now, JMAP later): groupware/service.py.
+    groupware: GroupwareService
+    # RFC 6638 scheduling and RFC 6047 iMIP: the calendar service's hook
+    # (groupware.scheduling) and delivery's (mail.calendar_mail).
+    scheduling: SchedulingService
+    # The webmail's sign-in: second factors, web sessions, reset links (built from the
+    # members above, in __post_init__).
+    second_factors: SecondFactorService = field(init=False)
+    web_sessions: WebSessionService = field(init=False)
+    password_resets: PasswordResetService = field(init=False)
+
+    def __post_init__(self) -> None:
+        web_url = self.settings.server.web_url()
+        self.second_factors = SecondFactorService(self.database, RelyingParty.from_url(web_url))
+        self.web_sessions = WebSessionService(
+            self.database, self.authenticator, self.second_factors
+        )
+        self.password_resets = PasswordResetService(
+            self.database,
+            base_url=web_url,
+            password_min_length=self.settings.identity.password_min_length,
+        )
 
     def close(self) -> None:
         self.mail.close()
@@ -53,6 +90,25 @@ def open_services(settings: Settings, *, upgrade_schema: bool = True) -> Service
     except BaseException:
         database.close()
         raise
+    mail = MailService(database, blobs)
+    transport = Transport(
+        database=database,
+        mail=mail,
+        queue=OutboundQueue(database, blobs),
+        dkim=DkimService(database),
+        hostname=settings.server.hostname,
+    )
+    vacation = VacationResponder(database, transport)
+    mail.observer = vacation
+    groupware = GroupwareService(database)
+    scheduling = SchedulingService(
+        database=database,
+        groupware=groupware,
+        transport=transport,
+        hostname=settings.server.hostname,
+    )
+    groupware.scheduling = scheduling
+    mail.calendar_mail = scheduling
     return Services(
         settings=settings,
         database=database,
@@ -62,7 +118,13 @@ def open_services(settings: Settings, *, upgrade_schema: bool = True) -> Service
             database, blobs, password_min_length=settings.identity.password_min_length
         ),
         aliases=AliasService(database),
-        authenticator=Authenticator(database, settings.identity),
+        authenticator=Authenticator(
+            database, settings.identity, directory=directory_from_settings(settings)
+        ),
         app_passwords=AppPasswordService(database),
-        mail=MailService(database, blobs),
+        mail=mail,
+        transport=transport,
+        vacation=vacation,
+        groupware=groupware,
+        scheduling=scheduling,
     )

@@ -74,4 +74,18 @@ def create_app(services: Services, *, listeners: dict[str, str]) -> Starlette:
             body, headers={**SECURITY_HEADERS, "Content-Language": "fr" if wants_french else "en"}
         )
 
-    return Starlette(routes=[Route("/healthz", health), Route("/", status)])
+    from hirondelle.dav import http as dav_http
+    from hirondelle.jmap import http as jmap_http
+    from hirondelle.web import assets, session_api
+
+    return Starlette(
+        routes=[
+            Route("/healthz", health),
+            *dav_http.routes(services),
+            *jmap_http.routes(services),
+            *session_api.routes(services),
+            # The webmail's shell serves "/" once it is built; the status page until then.
+            *assets.routes(services),
+            Route("/", status),
+        ]
+    )

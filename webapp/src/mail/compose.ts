@@ -1,0 +1,125 @@
+/**
+ * What the composer starts from: replies and forwards (RFC 5322 §3.6.4 In-Reply-To and
+ * References; subjects prefixed once), address lists as typed, and quoting.
+ */
+
+import type { Email, EmailAddress } from "../jmap/types";
+import { type Attachment, type Draft, newMessageId } from "../sync/actions";
+
+/** "Alice <a@x.org>, b@y.org" → addresses; what is not an address is left out. */
+export function parseAddresses(text: string): EmailAddress[] {
+  const result: EmailAddress[] = [];
+  // Split on commas and semicolons outside quotes and angle brackets.
+  const parts: string[] = [];
+  let current = "";
+  let quoted = false;
+  let angle = false;
+  for (const char of text) {
+    if (char === '"') quoted = !quoted;
+    else if (char === "<" && !quoted) angle = true;
+    else if (char === ">" && !quoted) angle = false;
+    if ((char === "," || char === ";") && !quoted && !angle) {
+      parts.push(current);
+      current = "";
+    } else current += char;
+  }
+  parts.push(current);
+  for (const part of parts) {
+    const trimmed = part.trim();
+    if (!trimmed) continue;
+    const match = /^(.*?)\s*<([^<>\s]+@[^<>\s]+)>$/.exec(trimmed);
+    if (match) {
+      const name = (match[1] ?? "").trim().replace(/^"(.*)"$/, "$1");
+      result.push({ name: name || null, email: match[2] ?? "" });
+    } else if (/^[^\s@<>]+@[^\s@<>]+$/.test(trimmed)) {
+      result.push({ name: null, email: trimmed });
+    }
+  }
+  return result;
+}
+
+export function formatAddresses(list: EmailAddress[] | null): string {
+  return (list ?? [])
+    .map((a) => (a.name ? `${/[",;<>]/.test(a.name) ? `"${a.name.replace(/"/g, "")}"` : a.name} <${a.email}>` : a.email))
+    .join(", ");
+}
+
+function prefixed(prefix: string, subject: string | null): string {
+  const text = (subject ?? "").trim();
+  return new RegExp(`^${prefix}\\s*:`, "i").test(text) ? text : `${prefix}: ${text}`;
+}
+
+function quote(text: string): string {
+  return text
+    .replace(/\s+$/, "")
+    .split("\n")
+    .map((line) => (line.startsWith(">") ? `>${line}` : `> ${line}`))
+    .join("\n");
+}
+
+function without(list: EmailAddress[], self: string): EmailAddress[] {
+  const seen = new Set<string>([self.toLowerCase()]);
+  return list.filter((a) => {
+    const key = a.email.toLowerCase();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+export interface ComposeStart {
+  from: EmailAddress;
+  domain: string;
+}
+
+export function blankDraft({ from, domain }: ComposeStart): Draft {
+  return {
+    from: [from],
+    to: [],
+    cc: [],
+    bcc: [],
+    subject: "",
+    textBody: "",
+    htmlBody: null,
+    inReplyTo: null,
+    references: null,
+    messageId: newMessageId(domain),
+    attachments: [],
+  };
+}
+
+/** A reply (or reply to all) to ``email`` whose text is ``text``. */
+export function replyDraft(email: Email, text: string, start: ComposeStart, { all }: { all: boolean }): Draft {
+  const self = start.from.email;
+  const to = email.replyTo?.length ? email.replyTo : (email.from ?? []);
+  const cc = all ? without([...(email.to ?? []), ...(email.cc ?? [])], self).filter((a) => !to.some((t) => t.email === a.email)) : [];
+  const references = [...(email.references ?? []), ...(email.messageId ?? [])];
+  const sender = email.from?.[0];
+  const intro = sender ? `${sender.name ?? sender.email} <${sender.email}>:` : "";
+  return {
+    ...blankDraft(start),
+    to: without(to, all ? self : ""),
+    cc,
+    subject: prefixed("Re", email.subject),
+    textBody: `\n\n${intro}\n${quote(text)}`,
+    inReplyTo: email.messageId ?? null,
+    references: references.length ? references : null,
+  };
+}
+
+/** A forward of ``email``: its text quoted in the body, its attachments attached again. */
+export function forwardDraft(email: Email, text: string, attachments: Attachment[], start: ComposeStart): Draft {
+  const header = [
+    "---------- Forwarded message ----------",
+    `From: ${formatAddresses(email.from)}`,
+    `Date: ${email.sentAt ?? email.receivedAt}`,
+    `Subject: ${email.subject ?? ""}`,
+    `To: ${formatAddresses(email.to)}`,
+  ].join("\n");
+  return {
+    ...blankDraft(start),
+    subject: prefixed("Fwd", email.subject),
+    textBody: `\n\n${header}\n\n${text}`,
+    attachments,
+  };
+}

@@ -10,6 +10,10 @@ is durable (Hirondelle: SQLite/PostgreSQL commit with fsynced blobs; Dovecot:
     .venv/bin/python -m bench.smtp                       # Hirondelle only
     .venv/bin/python -m bench.smtp --compare-dovecot     # needs dovecot-lmtpd
     .venv/bin/python -m bench.smtp --messages 2000 --concurrency 1 16 --json /tmp/smtp.json
+    .venv/bin/python -m bench.smtp --chunking --compare-dovecot   # BDAT, as Postfix sends
+
+With ``--chunking`` each transaction is one write (MAIL, RCPT and ``BDAT n LAST`` with
+the message, RFC 3030 with RFC 2920) and one wait for the three replies.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -32,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus
+from bench.serve import start_serve
 from bench.store import throwaway_database
 
-HIRONDELLE = Path(sys.executable).parent / "hirondelle"
 USER = "bench@example.test"
 
 
@@ -62,12 +65,41 @@ def _dot_stuffed(raw: bytes) -> bytes:
     return text + b".\r\n"
 
 
-async def _connection(port: int, messages: Sequence[bytes]) -> None:
+def _crlf(raw: bytes) -> bytes:
+    text = re.sub(rb"\r?\n", b"\r\n", raw)
+    return text if text.endswith(b"\r\n") else text + b"\r\n"
+
+
+async def _lhlo(reader: asyncio.StreamReader) -> list[str]:
+    lines = []
+    while True:
+        line = (await reader.readline()).decode("utf-8", "replace").rstrip("\r\n")
+        if not line.startswith("250"):
+            raise RuntimeError(f"expected 250, got {line!r}")
+        lines.append(line[4:].upper())
+        if line[3] != "-":
+            return lines
+
+
+async def _connection(port: int, messages: Sequence[bytes], *, chunking: bool = False) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
     await _expect(reader, "220")
     writer.write(b"LHLO bench.example.test\r\n")
-    await _expect(reader, "250")
+    extensions = await _lhlo(reader)
+    if chunking and "CHUNKING" not in extensions:
+        raise RuntimeError("the server does not offer CHUNKING (RFC 3030)")
     for raw in messages:
+        if chunking:
+            # RFC 3030 with PIPELINING: the whole transaction in one write, one wait.
+            body = _crlf(raw)
+            writer.write(
+                f"MAIL FROM:<sender@example.net>\r\nRCPT TO:<{USER}>\r\n"
+                f"BDAT {len(body)} LAST\r\n".encode()
+                + body
+            )
+            for _ in range(3):
+                await _expect(reader, "250")
+            continue
         writer.write(f"MAIL FROM:<sender@example.net>\r\nRCPT TO:<{USER}>\r\nDATA\r\n".encode())
         await _expect(reader, "250")
         await _expect(reader, "250")
@@ -79,11 +111,15 @@ async def _connection(port: int, messages: Sequence[bytes]) -> None:
     writer.close()
 
 
-async def deliver_all(port: int, messages: list[bytes], concurrency: int) -> float:
+async def deliver_all(
+    port: int, messages: list[bytes], concurrency: int, *, chunking: bool = False
+) -> float:
     """Seconds to deliver every message over ``concurrency`` connections."""
     shares = [messages[i::concurrency] for i in range(concurrency)]
     start = time.perf_counter()
-    await asyncio.gather(*(_connection(port, share) for share in shares if share))
+    await asyncio.gather(
+        *(_connection(port, share, chunking=chunking) for share in shares if share)
+    )
     return time.perf_counter() - start
 
 
@@ -120,20 +156,8 @@ class HirondelleServer:
         await services.accounts.add_account(USER, password=None)
 
     def start(self) -> int:
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("HIRONDELLE_")}
-        self.process = subprocess.Popen(
-            [str(HIRONDELLE), "--data", str(self.data), "serve"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=environment,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        match = re.match(r"^listening lmtp \S+:(\d+)$", line.strip())
-        if match is None:
-            raise RuntimeError(f"hirondelle serve did not start: {line!r}")
-        return int(match.group(1))
+        self.process, port = start_serve(self.data, "lmtp")
+        return port
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the server process, all threads."""
@@ -299,7 +323,9 @@ def run(arguments: argparse.Namespace) -> list[dict[str, Any]]:
                 port = server.start()
                 try:
                     cpu_before = server.cpu_seconds()
-                    seconds = asyncio.run(deliver_all(port, messages, concurrency))
+                    seconds = asyncio.run(
+                        deliver_all(port, messages, concurrency, chunking=arguments.chunking)
+                    )
                     cpu = server.cpu_seconds() - cpu_before
                 finally:
                     server.stop()
@@ -311,6 +337,7 @@ def run(arguments: argparse.Namespace) -> list[dict[str, Any]]:
                     "seconds": round(seconds, 3),
                     "messages_per_second": round(len(messages) / seconds, 1),
                     "server_cpu_ms_per_message": round(cpu * 1000 / len(messages), 2),
+                    "chunking": arguments.chunking,
                 }
             )
             row = results[-1]
@@ -334,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--compare-dovecot", action="store_true")
+    parser.add_argument(
+        "--chunking",
+        action="store_true",
+        help="send each message with BDAT LAST (RFC 3030), MAIL and RCPT pipelined",
+    )
     parser.add_argument("--json", type=Path, default=None)
     arguments = parser.parse_args(argv)
     results = run(arguments)

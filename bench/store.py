@@ -323,11 +323,11 @@ def _fill_mailbox(
         else:
             conn.execute(
                 sa.text(
-                    "INSERT INTO email_search (email_id, account_id, document)"
+                    "INSERT INTO email_search (email_id, account_id, document, headers)"
                     " VALUES (:id, :account,"
                     " setweight(to_tsvector('simple', :subject), 'A')"
                     " || setweight(to_tsvector('simple', :people), 'B')"
-                    " || setweight(to_tsvector('simple', :body), 'C'))"
+                    " || setweight(to_tsvector('simple', :body), 'C'), ''::tsvector)"
                 ),
                 [
                     {
@@ -354,6 +354,8 @@ def _fill_mailbox(
         .where(schema.accounts.c.id == account_id)
         .values(used_bytes=schema.accounts.c.used_bytes + total_size)
     )
+    # The fill bypasses the store's write paths, which keep the mailbox counters.
+    emails.rebuild_counters(conn, account_id)
 
 
 def _analyze(services: Services) -> None:

@@ -471,9 +471,11 @@ second_factors = sa.Table(
 
 # Tables of later subsystems live in their own modules (one owner each); importing them
 # here completes ``metadata`` for every user of this module.
+from hirondelle.store import schema_blobs as schema_blobs  # noqa: E402
 from hirondelle.store import schema_groupware as schema_groupware  # noqa: E402
 from hirondelle.store import schema_identity_sources as schema_identity_sources  # noqa: E402
 from hirondelle.store import schema_jmap as schema_jmap  # noqa: E402
+from hirondelle.store import schema_push as schema_push  # noqa: E402
 from hirondelle.store import schema_vacation as schema_vacation  # noqa: E402
 from hirondelle.store import schema_web_sessions as schema_web_sessions  # noqa: E402
 from hirondelle.store import schema_webmail as schema_webmail  # noqa: E402

@@ -1,0 +1,24 @@
+"""SMTP: REQUIRETLS (RFC 8689) and DSN details in the outbound queue (issue 3).
+
+Allocated empty in the chain before the work started, so that parallel work never makes
+two Alembic heads; it stays a no-op if that work needs no schema change.
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-11-22 17:20:00
+"""
+
+from __future__ import annotations
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,24 @@
+"""JMAP Contacts (RFC 9610) on the CardDAV data (issue 7).
+
+Allocated empty in the chain before the work started, so that parallel work never makes
+two Alembic heads; it stays a no-op if that work needs no schema change.
+
+Revision ID: 0022
+Revises: 0021
+Create Date: 2026-11-22 17:20:00
+"""
+
+from __future__ import annotations
+
+revision = "0022"
+down_revision = "0021"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -374,6 +374,10 @@ queue_messages = sa.Table(
     # RFC 3461 §4.3-4.4: MAIL FROM's RET ("FULL", "HDRS" or "") and ENVID (decoded).
     sa.Column("ret", sa.String(4), nullable=False, server_default=""),
     sa.Column("envid", sa.String(100), nullable=False, server_default=""),
+    # RFC 8689: "required" (MAIL FROM ... REQUIRETLS: verified TLS to a next hop that
+    # offers REQUIRETLS, or a bounce), "not-required" (a "TLS-Required: No" header field:
+    # clear text when TLS fails), or "" (opportunistic STARTTLS, RFC 7435).
+    sa.Column("tls_policy", sa.String(16), nullable=False, server_default=""),
     sa.Index("ix_queue_messages_blob_hash", "blob_hash"),
 )
 

@@ -33,9 +33,11 @@ CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
 SUBMISSION = "urn:ietf:params:jmap:submission"
 VACATION = "urn:ietf:params:jmap:vacationresponse"
+# draft-ietf-jmap-calendars (jmap/calendars.py).
+CALENDARS = "urn:ietf:params:jmap:calendars"
 
 # The capabilities this server implements (session resource, ``using`` check).
-CAPABILITIES = (CORE, MAIL, SUBMISSION, VACATION)
+CAPABILITIES = (CORE, MAIL, SUBMISSION, VACATION, CALENDARS)
 
 
 @dataclass(frozen=True, slots=True)

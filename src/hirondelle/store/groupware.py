@@ -16,7 +16,7 @@ collection (``no-uid-conflict``), ETag preconditions, names.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -977,3 +977,81 @@ def snapshot(
     if cut >= len(infos):
         return infos, current, False
     return infos[:cut], infos[cut - 1].modseq, True
+
+
+# -- JMAP (ContactCard, CalendarEvent): objects named by id -------------------------------
+
+
+def find_uid_in_account(conn: Connection, account_id: int, uid: str, component: str) -> int | None:
+    """The id of a resource of the account with ``uid`` and ``component`` in any
+    collection (RFC 9610 §3: one ContactCard per uid in an account), or None."""
+    return conn.execute(
+        sa.select(dav_resources.c.id)
+        .where(
+            dav_resources.c.account_id == account_id,
+            dav_resources.c.uid == uid,
+            dav_resources.c.component == component,
+        )
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def move_resource_keeping_id(
+    ctx: WriteContext, source: Collection, name: str, target: Collection
+) -> ResourceInfo:
+    """Move ``name`` from ``source`` to ``target`` (same account and kind) keeping its id
+    and name (JMAP ids are immutable, RFC 8620 §1.2). The journal gets "destroyed" in the
+    source and "created" in the target at one modseq: sync-collection of each collection
+    sees a removal and an addition, and JMAP ``/changes`` (which folds the two) an
+    update. Refused(NOT_FOUND); Refused(ALREADY_EXISTS) when the target has the name;
+    UidConflict when it has the UID."""
+    conn = ctx.conn
+    ctx.next_modseq(source.account_id)  # lock order first (see create_collection)
+    info = get_resource_info(conn, source.id, name)
+    if info is None:
+        raise Refused(Reason.NOT_FOUND, f"{name} not found")
+    if get_resource_info(conn, target.id, name) is not None:
+        raise Refused(Reason.ALREADY_EXISTS, f"{name} exists in the target")
+    holder = find_uid(conn, target.id, info.uid)
+    if holder is not None:
+        raise UidConflict(holder)
+    modseq = ctx.journal(
+        source.account_id, source.resource_kind, info.id, "destroyed", container_id=source.id
+    )
+    ctx.journal(target.account_id, target.resource_kind, info.id, "created", container_id=target.id)
+    conn.execute(
+        dav_resources.update()
+        .where(dav_resources.c.id == info.id)
+        .values(collection_id=target.id, modseq=modseq)
+    )
+    conn.execute(
+        dav_occurrences.update()
+        .where(dav_occurrences.c.resource_id == info.id)
+        .values(collection_id=target.id)
+    )
+    conn.execute(
+        dav_tombstones.insert().values(
+            collection_id=source.id, resource_id=info.id, name=name, modseq=modseq
+        )
+    )
+    conn.execute(
+        dav_tombstones.delete().where(
+            dav_tombstones.c.collection_id == target.id, dav_tombstones.c.name == name
+        )
+    )
+    _touch(ctx, source, modseq)
+    _touch(ctx, target, modseq)
+    return replace(info, collection_id=target.id, modseq=modseq)
+
+
+def all_resources_of_kind(conn: Connection, account_id: int, kind: str) -> list[Resource]:
+    """Every resource in the account's collections of ``kind`` (JMAP /get without ids,
+    /query), by id."""
+    r = dav_resources
+    rows = conn.execute(
+        sa.select(*_INFO_COLUMNS, r.c.data)
+        .join(dav_collections, dav_collections.c.id == r.c.collection_id)
+        .where(r.c.account_id == account_id, dav_collections.c.kind == kind)
+        .order_by(r.c.id)
+    ).all()
+    return [Resource(_info(row), str(row.data)) for row in rows]

@@ -733,6 +733,21 @@ class LdapSettings(_Section):
     )
 
 
+class JmapSettings(_Section):
+    """JMAP (RFC 8620, 8621): the webmail's API and that of modern clients."""
+
+    push_allow_loopback: bool = Field(
+        default=False,
+        description=(
+            "Let push subscriptions (RFC 8620 §7.2) use an endpoint on this machine: "
+            "`http://` or `https://` to a loopback address. For tests and development "
+            "only. Otherwise a push URL must be `https://` and its host must resolve to "
+            "public addresses only, so that no user can make the server send requests "
+            "into the internal network."
+        ),
+    )
+
+
 class Settings(BaseModel):
     """The whole configuration, plus the data directory it was loaded from.
 
@@ -750,6 +765,7 @@ class Settings(BaseModel):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     ldap: LdapSettings = Field(default_factory=LdapSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    jmap: JmapSettings = Field(default_factory=JmapSettings)
     data_dir: Path = Field(description="The data directory; set by the loader, not the file.")
 
     def _under_data_dir(self, configured: str, default: str) -> Path:

@@ -35,9 +35,12 @@ SUBMISSION = "urn:ietf:params:jmap:submission"
 VACATION = "urn:ietf:params:jmap:vacationresponse"
 # draft-ietf-jmap-calendars (jmap/calendars.py).
 CALENDARS = "urn:ietf:params:jmap:calendars"
+# RFC 9610 (jmap/contacts.py) and RFC 9670 (jmap/principal.py).
+CONTACTS = "urn:ietf:params:jmap:contacts"
+PRINCIPALS = "urn:ietf:params:jmap:principals"
 
 # The capabilities this server implements (session resource, ``using`` check).
-CAPABILITIES = (CORE, MAIL, SUBMISSION, VACATION, CALENDARS)
+CAPABILITIES = (CORE, MAIL, SUBMISSION, VACATION, CALENDARS, CONTACTS, PRINCIPALS)
 
 
 @dataclass(frozen=True, slots=True)

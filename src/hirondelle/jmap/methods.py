@@ -7,6 +7,7 @@ Add a line here for a new module of methods.
 from __future__ import annotations
 
 from hirondelle.jmap import (
+    calendars,
     core,
     email,
     email_query,
@@ -30,4 +31,5 @@ MODULES = (
     identity,
     submission,
     snippet,
+    calendars,
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 from hirondelle.config import Settings
 from hirondelle.jmap import ids
-from hirondelle.jmap.api import CAPABILITIES, CORE, MAIL, SUBMISSION, VACATION, Limits
+from hirondelle.jmap.api import CALENDARS, CAPABILITIES, CORE, MAIL, SUBMISSION, VACATION, Limits
 from hirondelle.store import mailboxes
 from hirondelle.store.directory import Account
 
@@ -49,6 +49,8 @@ def account_capabilities(settings: Settings) -> dict[str, Any]:
         # RFC 8621 §1.3.2: no delayed sending (FUTURERELEASE) yet.
         SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {}},
         VACATION: {},
+        # draft-ietf-jmap-calendars §2.1: an event is in one calendar here.
+        CALENDARS: {"maxCalendarsPerEvent": 1, "mayCreateCalendar": True},
     }
 
 

@@ -1,10 +1,12 @@
 """Fixtures for the identity tests: services with tight, fast rate limits, accounts, and
-a node serving IMAP, POP3 and SMTP submission over implicit TLS on free ports."""
+a node serving IMAP, POP3, SMTP submission and HTTPS (DAV, JMAP, the session API) over
+implicit TLS on free ports."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pyotp
 import pytest
 
 from hirondelle import tls
@@ -53,13 +55,21 @@ async def make_account(services: Services, address: str = ALICE) -> Account:
 
 
 async def add_second_factor(services: Services, account: Account) -> None:
-    """No second factor can be enrolled yet (a later part of issue 6): set it in the
-    store directly."""
+    """A second-factor row without any usable detail, set in the store directly: what
+    the login gate looks at (:func:`enrol_totp` enrols a real one)."""
 
     def write(ctx: WriteContext) -> None:
         credentials.add_second_factor(ctx, account.id, "totp", now_us())
 
     await services.database.write(write)
+
+
+async def enrol_totp(services: Services, account: Account) -> tuple[str, list[str]]:
+    """Enrol an authenticator app as the settings screen does; returns its secret and
+    the recovery codes."""
+    enrolment = await services.second_factors.begin_totp(account)
+    codes = await services.second_factors.confirm_totp(account, pyotp.TOTP(enrolment.secret).now())
+    return enrolment.secret, codes
 
 
 @pytest.fixture
@@ -73,7 +83,12 @@ async def node(identity_settings: Settings) -> AsyncIterator[Node]:
         identity_settings.certificate_path(), identity_settings.key_path(), hostname="localhost"
     )
     listen = ListenSettings.model_validate(
-        {"imaps": "127.0.0.1:0", "pop3s": "127.0.0.1:0", "submissions": "127.0.0.1:0"}
+        {
+            "imaps": "127.0.0.1:0",
+            "pop3s": "127.0.0.1:0",
+            "submissions": "127.0.0.1:0",
+            "https": "127.0.0.1:0",
+        }
     )
     running = Node(identity_settings.model_copy(update={"listen": listen}))
     await running.start()

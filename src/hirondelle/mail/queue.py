@@ -17,6 +17,16 @@ returned (RFC 5321 §4.5.4 retry strategy, §5 address resolution).
   default is FAILURE,DELAY). A remote server that offers DSN gets RET, ENVID, NOTIFY and
   ORCPT passed on and sends any later notice itself (§5.2.2); one that does not gets the
   sender a "relayed" notice for NOTIFY=SUCCESS recipients once it accepted the message.
+- RFC 8689 (REQUIRETLS): a message received with ``MAIL FROM ... REQUIRETLS`` goes only
+  over STARTTLS with a certificate that verifies against the trusted roots for the MX
+  name, to a next hop that offers REQUIRETLS (and gets the option passed on, §4.2.1);
+  a host that does not qualify is left for the next MX, and when none qualifies the
+  message is returned with status 5.7.30 (§5). MTA-STS and DANE are not implemented,
+  so the MX name itself is taken from DNS as it comes (§4.2.1 asks for DNSSEC or
+  MTA-STS there). A message with a ``TLS-Required: No`` header field (§3, §4.2.2) is
+  sent in clear text when the STARTTLS negotiation with a host fails, rather than
+  waiting for it to be repaired. Notices about a REQUIRETLS message carry only its
+  header section and are themselves sent with REQUIRETLS (§5).
 
 Delivery is at-least-once: a worker that dies after the remote 250 and before the
 queue row is removed sends that recipient again after the claim's lease (the same
@@ -30,9 +40,12 @@ import contextlib
 import dataclasses
 import logging
 import random
+import re
+import ssl
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum, StrEnum
 from typing import Protocol
 
 import aiosmtplib
@@ -40,6 +53,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from hirondelle import tls
 from hirondelle.config import Settings
 from hirondelle.errors import Refused
 from hirondelle.mail import dsn
@@ -58,6 +72,30 @@ CLAIM_LEASE_SECONDS = 600
 CLAIM_BATCH = 100
 
 
+class TlsPolicy(StrEnum):
+    """How a queued message may travel (RFC 8689), kept in ``queue_messages.tls_policy``."""
+
+    #: STARTTLS when offered, any certificate (RFC 7435 opportunistic security).
+    OPPORTUNISTIC = ""
+    #: ``MAIL FROM ... REQUIRETLS`` (§4.2.1): verified TLS and REQUIRETLS at every hop.
+    REQUIRED = "required"
+    #: ``TLS-Required: No`` (§4.2.2): clear text when TLS cannot be negotiated.
+    NOT_REQUIRED = "not-required"
+
+
+_TLS_REQUIRED_NO = re.compile(rb"(?im)^TLS-Required:[ \t]*No[ \t]*\r?$")
+
+
+def tls_policy_of(raw: bytes, *, requiretls: bool) -> TlsPolicy:
+    """RFC 8689 §4.1: the REQUIRETLS option wins and the header field is then ignored;
+    otherwise a ``TLS-Required: No`` field in the header section relaxes the policy."""
+    if requiretls:
+        return TlsPolicy.REQUIRED
+    if _TLS_REQUIRED_NO.search(dsn.header_block(raw)):
+        return TlsPolicy.NOT_REQUIRED
+    return TlsPolicy.OPPORTUNISTIC
+
+
 class TemporaryFailure(Exception):
     """Try again later (DNS timeout, connection refused, a 4xx reply)."""
 
@@ -68,6 +106,23 @@ class PermanentFailure(Exception):
     def __init__(self, message: str, *, status: str = "5.0.0") -> None:
         super().__init__(message)
         self.status = status
+
+
+class TlsUnmet(Exception):
+    """A host that cannot carry a REQUIRETLS message (RFC 8689 §4.2.1): no STARTTLS, a
+    certificate that does not verify, or no REQUIRETLS after STARTTLS."""
+
+
+class StartTlsFailed(aiosmtplib.SMTPException):
+    """The STARTTLS negotiation with a host failed (refused, TLS alert, cut short)."""
+
+
+class _Tls(Enum):
+    """How one connection to a host uses TLS."""
+
+    OPPORTUNISTIC = "opportunistic"
+    VERIFIED = "verified"  # RFC 8689 §4.2.1
+    CLEAR = "clear"  # RFC 8689 §4.2.2 fallback, after STARTTLS failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +255,7 @@ class OutboundQueue:
         account_id: int | None = None,
         mail_parameters: dsn.MailParameters | None = None,
         recipient_parameters: Mapping[str, dsn.RecipientParameters] | None = None,
+        tls_policy: TlsPolicy = TlsPolicy.OPPORTUNISTIC,
     ) -> int:
         """Store ``raw`` durably and queue it; returns after commit (so 250 is safe)."""
         message = mail_parameters or dsn.MailParameters()
@@ -218,6 +274,7 @@ class OutboundQueue:
                 ret=message.ret,
                 envid=message.envid,
                 dsn_parameters=per_recipient,
+                tls_policy=tls_policy.value,
             )
         )
 
@@ -240,9 +297,17 @@ class OutboundQueue:
 
         return await self.database.write(write)
 
-    async def return_to_sender(self, sender: str, report: bytes, *, mail: MailService) -> None:
+    async def return_to_sender(
+        self,
+        sender: str,
+        report: bytes,
+        *,
+        mail: MailService,
+        tls_policy: TlsPolicy = TlsPolicy.OPPORTUNISTIC,
+    ) -> None:
         """Deliver a notice: a local sender gets it in the Inbox at once, a remote one by
-        mail with the null reverse-path (RFC 5321 §4.5.5). A null sender gets nothing."""
+        mail with the null reverse-path (RFC 5321 §4.5.5). A null sender gets nothing.
+        A notice about a REQUIRETLS message goes with REQUIRETLS too (RFC 8689 §5)."""
         if not sender:
             log.warning("a delivery notice for the null sender was dropped")
             return
@@ -254,7 +319,13 @@ class OutboundQueue:
         if resolution.local:
             await mail.deliver(report, [local.account_id for local in resolution.local])
         if resolution.external:
-            await self.enqueue(report, mail_from="", recipients=resolution.external)
+            required = tls_policy is TlsPolicy.REQUIRED
+            await self.enqueue(
+                report,
+                mail_from="",
+                recipients=resolution.external,
+                tls_policy=TlsPolicy.REQUIRED if required else TlsPolicy.OPPORTUNISTIC,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +361,7 @@ class QueueWorker:
         router: Router | None = None,
         poll_interval: float = 1.0,
         connect_timeout: float = 30.0,
+        verified_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.database = database
         self.blobs = blobs
@@ -304,6 +376,9 @@ class QueueWorker:
             self.router = MxRouter()
         self.poll_interval = poll_interval
         self.connect_timeout = connect_timeout
+        # RFC 8689 §4.2.1: REQUIRETLS hops are verified against the system's trusted
+        # roots (a test gives a context that trusts its own CA).
+        self.verified_tls = verified_tls or tls.client_context()
         self.queue = OutboundQueue(database, blobs)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -361,40 +436,77 @@ class QueueWorker:
 
     async def _send_domain(self, domain: str, group: list[QueuedRecipient]) -> list[_Result]:
         """RFC 5321 §5.1: try each route in order; one connection carries every message
-        of the domain (connection reuse)."""
+        of the domain (connection reuse), REQUIRETLS messages one of their own."""
         try:
             routes = await self.router.routes(domain)
         except PermanentFailure as failure:
             return [_Result(r, 550, str(failure), failure.status, "") for r in group]
         except TemporaryFailure as failure:
             return [_Result(r, 0, str(failure), "4.4.3", "") for r in group]
+        by_policy: dict[str, list[QueuedRecipient]] = defaultdict(list)
+        for recipient in group:
+            by_policy[recipient.tls_policy].append(recipient)
+        results: list[_Result] = []
+        for policy, recipients in by_policy.items():
+            results += await self._send_routes(routes, recipients, TlsPolicy(policy))
+        return results
+
+    async def _send_routes(
+        self, routes: list[Route], group: list[QueuedRecipient], policy: TlsPolicy
+    ) -> list[_Result]:
         last_error = "no route"
+        unmet: list[str] = []
         for route in routes:
+            mode = _Tls.VERIFIED if policy is TlsPolicy.REQUIRED else _Tls.OPPORTUNISTIC
             try:
-                return await self._send_over(route, group)
+                return await self._send_over(route, group, mode)
+            except TlsUnmet as error:
+                # RFC 8689 §4.2.1: this host cannot carry the message; the next may.
+                unmet.append(f"{route.label}: {error}")
+                log.info("outbound: REQUIRETLS: %s", unmet[-1])
+                continue
             except (OSError, TimeoutError, aiosmtplib.SMTPException) as error:
                 last_error = f"{route.label}:{route.port}: {error}"
                 log.info("outbound: %s", last_error)
+                if not (policy is TlsPolicy.NOT_REQUIRED and isinstance(error, StartTlsFailed)):
+                    continue
+            # RFC 8689 §4.2.2: "TLS-Required: No", and STARTTLS failed: clear text.
+            try:
+                return await self._send_over(route, group, _Tls.CLEAR)
+            except (OSError, TimeoutError, aiosmtplib.SMTPException) as error:
+                last_error = f"{route.label}:{route.port}: {error}"
+                log.info("outbound: %s", last_error)
+        if unmet and len(unmet) == len(routes):
+            # RFC 8689 §5: no host qualifies, a permanent failure (5.7.30).
+            reason = "REQUIRETLS support required (RFC 8689): " + "; ".join(unmet)
+            return [_Result(r, 550, reason, "5.7.30", "") for r in group]
         return [_Result(r, 0, last_error, "4.4.1", "") for r in group]
 
-    async def _send_over(self, route: Route, group: list[QueuedRecipient]) -> list[_Result]:
+    async def _send_over(
+        self, route: Route, group: list[QueuedRecipient], mode: _Tls
+    ) -> list[_Result]:
         smtp_settings = self.settings.smtp
         authenticating = smtp_settings.relay is not None and bool(smtp_settings.relay_username)
+        if mode is _Tls.CLEAR and authenticating:
+            raise aiosmtplib.SMTPException("no clear text to a smarthost that gets a password")
         client = aiosmtplib.SMTP(
             hostname=route.host,
             port=route.port,
             local_hostname=self.settings.server.hostname,
             timeout=self.connect_timeout,
-            # Opportunistic STARTTLS (RFC 3207): use it when offered, without insisting
-            # on a certificate that matches (MX names rarely do; RFC 7435). A smarthost
-            # that gets our password must offer TLS with a valid certificate.
-            start_tls=True if authenticating else None,
+            # A smarthost that gets our password must offer TLS with a valid certificate
+            # (aiosmtplib's STARTTLS at connect); other hosts get theirs below.
+            start_tls=authenticating and mode is _Tls.OPPORTUNISTIC,
             validate_certs=authenticating,
             use_tls=False,
         )
         await client.connect()
         results: list[_Result] = []
         try:
+            if mode is _Tls.VERIFIED:
+                await self._require_tls(client, route)
+            elif mode is _Tls.OPPORTUNISTIC and not authenticating:
+                await _opportunistic_tls(client)
             if client.is_ehlo_or_helo_needed:
                 # After STARTTLS the extensions are forgotten until the next EHLO
                 # (RFC 3207 §4.2), and the SMTPUTF8 and DSN choices below read them.
@@ -405,7 +517,11 @@ class QueueWorker:
             for recipient in group:
                 by_message[recipient.message_id].append(recipient)
             for recipients in by_message.values():
-                results.extend(await self._send_message(client, route, recipients))
+                results.extend(
+                    await self._send_message(
+                        client, route, recipients, requiretls=mode is _Tls.VERIFIED
+                    )
+                )
         finally:
             try:
                 await client.quit()
@@ -413,8 +529,29 @@ class QueueWorker:
                 client.close()
         return results
 
+    async def _require_tls(self, client: aiosmtplib.SMTP, route: Route) -> None:
+        """RFC 8689 §4.2.1: STARTTLS, a certificate that verifies for the MX name, then
+        REQUIRETLS in the EHLO reply after TLS; :class:`TlsUnmet` otherwise."""
+        await client.ehlo()
+        if not client.supports_extension("starttls"):
+            raise TlsUnmet("the server does not offer STARTTLS")
+        try:
+            await client.starttls(server_hostname=route.label, tls_context=self.verified_tls)
+        except (ssl.SSLError, ssl.CertificateError) as error:
+            raise TlsUnmet(f"TLS negotiation or certificate verification failed: {error}") from None
+        except aiosmtplib.SMTPResponseException as error:
+            raise TlsUnmet(f"STARTTLS refused: {error.code} {error.message}") from None
+        await client.ehlo()
+        if not client.supports_extension("requiretls"):
+            raise TlsUnmet("the server does not offer REQUIRETLS")
+
     async def _send_message(
-        self, client: aiosmtplib.SMTP, route: Route, recipients: list[QueuedRecipient]
+        self,
+        client: aiosmtplib.SMTP,
+        route: Route,
+        recipients: list[QueuedRecipient],
+        *,
+        requiretls: bool,
     ) -> list[_Result]:
         first = recipients[0]
         remote = route.label
@@ -432,6 +569,8 @@ class QueueWorker:
             encoding = "utf-8"
         if not raw.isascii() and client.supports_extension("8bitmime"):
             options.append("BODY=8BITMIME")  # RFC 6152
+        if requiretls:
+            options.append("REQUIRETLS")  # RFC 8689 §4.2.1
         # RFC 3461 §5.2.2: the parameters go on to a server that offers DSN.
         passing_dsn = client.supports_extension("dsn")
         if passing_dsn:
@@ -552,6 +691,8 @@ class QueueWorker:
                 log.warning("outbound: a notification could not be delivered; dropped")
                 continue
             original = await self.blobs.get(first.blob_hash)
+            policy = TlsPolicy(first.tls_policy)
+            required = policy is TlsPolicy.REQUIRED
             status = [
                 dsn.RecipientStatus(
                     address=r.recipient.address,
@@ -570,9 +711,12 @@ class QueueWorker:
                 recipients=status,
                 arrival=first.created_at / 1_000_000,
                 envid=first.envid,
-                ret=first.ret,
+                # RFC 8689 §5: as if RET=HDRS, whatever the sender asked.
+                ret="HDRS" if required else first.ret,
             )
-            await self.queue.return_to_sender(first.mail_from, report, mail=self.mail)
+            await self.queue.return_to_sender(
+                first.mail_from, report, mail=self.mail, tls_policy=policy
+            )
 
 
 def _wants(recipient: QueuedRecipient, keyword: str) -> bool:
@@ -592,6 +736,22 @@ def _notice_status(result: _Result, action: dsn.Action) -> str:
     if action == "failed":
         return result.status
     return "4.4.7" if action == "delayed" else "2.0.0"
+
+
+async def _opportunistic_tls(client: aiosmtplib.SMTP) -> None:
+    """Opportunistic STARTTLS (RFC 3207): used when offered, without insisting on a
+    certificate that matches (MX names rarely do; RFC 7435)."""
+    await client.ehlo()
+    if not client.supports_extension("starttls"):
+        return
+    try:
+        await client.starttls(validate_certs=False)
+    except (
+        ssl.SSLError,
+        aiosmtplib.SMTPResponseException,
+        aiosmtplib.SMTPServerDisconnected,
+    ) as error:
+        raise StartTlsFailed(f"STARTTLS failed: {error}") from error
 
 
 async def _reset(client: aiosmtplib.SMTP) -> None:

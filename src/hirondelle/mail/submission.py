@@ -33,7 +33,7 @@ from hirondelle.mail.addresses import normalize_address, split_address, without_
 from hirondelle.mail.delivery import DeliveryOutcome, MailService
 from hirondelle.mail.dkim import DkimService
 from hirondelle.mail.dsn import header_block
-from hirondelle.mail.queue import OutboundQueue
+from hirondelle.mail.queue import OutboundQueue, TlsPolicy, tls_policy_of
 from hirondelle.mail.recipients import LocalRecipient, Resolution, resolve
 from hirondelle.store import directory, mailboxes, recipient_lookup
 from hirondelle.store.database import Database
@@ -212,9 +212,12 @@ class Transport:
         account_id: int | None = None,
         mail_parameters: dsn.MailParameters | None = None,
         recipient_parameters: Mapping[str, dsn.RecipientParameters] | None = None,
+        requiretls: bool = False,
     ) -> Dispatched:
         """Deliver to the local accounts and queue the remote addresses. Returns when
-        both are durable. The RFC 3461 parameters go with the queued recipients."""
+        both are durable. The RFC 3461 parameters go with the queued recipients, and
+        the RFC 8689 policy (REQUIRETLS, or a ``TLS-Required: No`` field) with the
+        message."""
         outcomes = (
             await self.mail.deliver(raw, routing.account_ids, mail_from=mail_from)
             if routing.account_ids
@@ -229,11 +232,17 @@ class Transport:
                 account_id=account_id,
                 mail_parameters=mail_parameters,
                 recipient_parameters=recipient_parameters,
+                tls_policy=tls_policy_of(raw, requiretls=requiretls),
             )
         return Dispatched(outcomes, list(routing.remote), queue_id)
 
     async def return_refusals(
-        self, raw: bytes, *, mail_from: str, refusals: Sequence[tuple[str, Refused]]
+        self,
+        raw: bytes,
+        *,
+        mail_from: str,
+        refusals: Sequence[tuple[str, Refused]],
+        requiretls: bool = False,
     ) -> None:
         """RFC 5321 §6.1: once a message is accepted, a recipient it cannot reach gets
         the sender a notice (RFC 3464) instead of silence."""
@@ -253,7 +262,9 @@ class Transport:
             recipients=statuses,
             arrival=time.time(),
         )
-        await self.queue.return_to_sender(mail_from, report, mail=self.mail)
+        await self.queue.return_to_sender(
+            mail_from, report, mail=self.mail, tls_policy=_notice_policy(requiretls)
+        )
 
     async def return_delivered(
         self,
@@ -262,6 +273,7 @@ class Transport:
         mail_from: str,
         delivered: Sequence[tuple[str, dsn.RecipientParameters]],
         mail_parameters: dsn.MailParameters,
+        requiretls: bool = False,
     ) -> None:
         """RFC 3461 §4.1 NOTIFY=SUCCESS: a "delivered" notice (RFC 3464 §2.3.3) for the
         local recipients that asked for one."""
@@ -286,7 +298,9 @@ class Transport:
             arrival=time.time(),
             envid=mail_parameters.envid,
         )
-        await self.queue.return_to_sender(mail_from, report, mail=self.mail)
+        await self.queue.return_to_sender(
+            mail_from, report, mail=self.mail, tls_policy=_notice_policy(requiretls)
+        )
 
     async def save_sent_copy(self, account: Account, raw: bytes) -> None:
         """RFC 6409 leaves the Sent copy to the client; done here only for accounts that
@@ -299,3 +313,8 @@ class Transport:
         await self.mail.append(
             account_id=account.id, mailbox_id=sent.id, raw=raw, keywords=["$seen"]
         )
+
+
+def _notice_policy(requiretls: bool) -> TlsPolicy:
+    # RFC 8689 §5: a notice about a REQUIRETLS message goes with REQUIRETLS.
+    return TlsPolicy.REQUIRED if requiretls else TlsPolicy.OPPORTUNISTIC

@@ -24,10 +24,13 @@ listeners share:
 - DSN (RFC 3461): RET and ENVID on MAIL, NOTIFY and ORCPT on RCPT are taken out of the
   parameters before aiosmtpd sees them (it upper-cases values, which xtext forbids, and
   refuses any RCPT parameter with 555); a malformed one gets ``501 5.5.4``.
+- REQUIRETLS (RFC 8689 §2): advertised by the MX and submission listeners once the
+  session uses TLS (STARTTLS or implicit TLS); ``MAIL FROM:<...> REQUIRETLS`` in a
+  session without TLS gets ``530 5.7.10``. The message is then queued with the
+  REQUIRETLS policy that the outbound queue enforces (``mail/queue.py``).
 
 Not supported: BINARYMIME (RFC 3030 §3; a binary body would meet the NUL and bare-LF
-refusals below, which guard the store and IMAP clients), REQUIRETLS. Neither is
-advertised.
+refusals below, which guard the store and IMAP clients); it is not advertised.
 """
 
 from __future__ import annotations
@@ -110,6 +113,8 @@ class Transaction(Envelope):
         # RFC 3461: MAIL's RET/ENVID, and each accepted recipient's NOTIFY/ORCPT.
         self.dsn = dsn.MailParameters()
         self.recipient_dsn: list[dsn.RecipientParameters] = []
+        # RFC 8689: MAIL FROM had the REQUIRETLS option.
+        self.requiretls = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,11 @@ class TransportHandler:
         lines = [line for line in responses if line != "250 HELP"]
         if self.listener.mode is not Mode.SUBMISSION:
             lines = [line for line in lines if not line.startswith("250-AUTH")]
-        lines += ["250-PIPELINING", "250-CHUNKING", "250-DSN", "250 ENHANCEDSTATUSCODES"]
+        lines += ["250-PIPELINING", "250-CHUNKING", "250-DSN"]
+        if server.uses_tls and self.listener.mode is not Mode.LMTP:
+            # RFC 8689 §2: offered only in a session that uses TLS.
+            lines.append("250-REQUIRETLS")
+        lines.append("250 ENHANCEDSTATUSCODES")
         return lines
 
     async def handle_MAIL(
@@ -158,6 +167,11 @@ class TransportHandler:
         parsed = server.dsn_parameters
         if isinstance(parsed, dsn.ParameterError):
             return f"501 5.5.4 {parsed}"
+        requiretls = server.requiretls
+        if isinstance(requiretls, dsn.ParameterError):
+            return f"501 5.5.4 {requiretls}"
+        if requiretls and not server.uses_tls:
+            return "530 5.7.10 REQUIRETLS needs a TLS session: STARTTLS first (RFC 8689 §2)"
         if self.listener.mode is Mode.SUBMISSION:
             assert session.account is not None  # auth_required: aiosmtpd checked
             try:
@@ -166,6 +180,7 @@ class TransportHandler:
                 return refusal_reply(refused, stage="mail")
         envelope.mail_from = address
         envelope.mail_options.extend(options)
+        envelope.requiretls = requiretls
         if isinstance(parsed, dsn.MailParameters):
             envelope.dsn = parsed
         return "250 2.1.0 Sender OK"
@@ -244,6 +259,7 @@ class TransportHandler:
             mail_from=mail_from,
             mail_parameters=envelope.dsn,
             recipient_parameters=_remote_parameters(envelope),
+            requiretls=envelope.requiretls,
         )
         failed = {o.account_id: o.refused for o in dispatched.refused()}
         # Each recipient's fate: refused when every account it leads to refused it.
@@ -264,7 +280,11 @@ class TransportHandler:
                 if len(refused) < len(ids):
                     delivered.append((str(address), params))
         await self.transport.return_delivered(
-            prepared, mail_from=mail_from, delivered=delivered, mail_parameters=envelope.dsn
+            prepared,
+            mail_from=mail_from,
+            delivered=delivered,
+            mail_parameters=envelope.dsn,
+            requiretls=envelope.requiretls,
         )
         if self.listener.mode is Mode.LMTP:
             # RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
@@ -274,7 +294,9 @@ class TransportHandler:
         if len(refusals) < len(replies):
             # Accepted for some recipients: one reply cannot refuse the others, so their
             # failure goes back to the sender as a notice.
-            await self.transport.return_refusals(prepared, mail_from=mail_from, refusals=refusals)
+            await self.transport.return_refusals(
+                prepared, mail_from=mail_from, refusals=refusals, requiretls=envelope.requiretls
+            )
             return "250 2.0.0 Message accepted for delivery"
         return replies[0]
 
@@ -298,6 +320,7 @@ class TransportHandler:
             account_id=account.id,
             mail_parameters=envelope.dsn,
             recipient_parameters=_remote_parameters(envelope),
+            requiretls=envelope.requiretls,
         )
         refusals = dispatched.refused()
         if refusals and len(refusals) == len(routing.account_ids) and not routing.remote:
@@ -316,6 +339,7 @@ class TransportHandler:
                 if any(local.account_id not in refused_ids for local in resolution.local)
             ],
             mail_parameters=envelope.dsn,
+            requiretls=envelope.requiretls,
         )
         if account.save_sent_copy:
             await self.transport.save_sent_copy(account, prepared)
@@ -391,6 +415,8 @@ class SmtpServer(SMTP):
         self.dsn_parameters: (
             dsn.MailParameters | dsn.RecipientParameters | dsn.ParameterError | None
         ) = None
+        # RFC 8689: whether the MAIL command being read had REQUIRETLS (or its error).
+        self.requiretls: bool | dsn.ParameterError = False
         super().__init__(
             handler,
             data_size_limit=data_size_limit,
@@ -475,11 +501,11 @@ class SmtpServer(SMTP):
             self._grouping = False
 
     async def smtp_MAIL(self, arg: str) -> None:
-        self._dsn_command, self.dsn_parameters = "MAIL", None
+        self._dsn_command, self.dsn_parameters, self.requiretls = "MAIL", None, False
         try:
             await self._grouped(super().smtp_MAIL, arg)
         finally:
-            self._dsn_command, self.dsn_parameters = "", None
+            self._dsn_command, self.dsn_parameters, self.requiretls = "", None, False
 
     async def smtp_RCPT(self, arg: str) -> None:
         self._dsn_command, self.dsn_parameters = "RCPT", None
@@ -687,6 +713,8 @@ class SmtpServer(SMTP):
         words = rest.split()
         try:
             if self._dsn_command == "MAIL":
+                if self.listener.mode is not Mode.LMTP:
+                    words = self._take_requiretls(words)
                 mail, others = dsn.split_mail_parameters(words)
                 self.dsn_parameters = mail
             else:
@@ -696,6 +724,15 @@ class SmtpServer(SMTP):
             self.dsn_parameters = error
             return ""
         return " ".join(others)
+
+    def _take_requiretls(self, words: list[str]) -> list[str]:
+        """RFC 8689 §2: the REQUIRETLS option of MAIL, without a value, once."""
+        given = [word for word in words if word.partition("=")[0].upper() == "REQUIRETLS"]
+        if len(given) > 1 or any("=" in word for word in given):
+            self.requiretls = dsn.ParameterError("REQUIRETLS takes no value, once (RFC 8689 §2)")
+        else:
+            self.requiretls = bool(given)
+        return [word for word in words if word not in given]
 
     def _path(self, arg: str) -> tuple[str | None, str | None]:
         # RFC 5321 §4.5.5: "MAIL FROM:<>" is the null reverse-path of notifications.

@@ -46,6 +46,7 @@ class QueuedRecipient:
     created_at: int
     ret: str  # RFC 3461 §4.3: "FULL", "HDRS" or ""
     envid: str  # RFC 3461 §4.4, decoded
+    tls_policy: str  # RFC 8689: "required", "not-required" or "" (see schema)
 
 
 def enqueue(
@@ -59,6 +60,7 @@ def enqueue(
     ret: str = "",
     envid: str = "",
     dsn_parameters: Mapping[str, tuple[str, str]] | None = None,
+    tls_policy: str = "",
 ) -> int:
     """Queue one message for ``recipients`` (addresses ``local@domain``); its id.
     ``dsn_parameters`` maps a recipient to its RFC 3461 (NOTIFY, ORCPT)."""
@@ -77,6 +79,7 @@ def enqueue(
             created_at=now,
             ret=ret,
             envid=envid,
+            tls_policy=tls_policy,
         )
         .returning(schema.queue_messages.c.id)
     ).scalar_one()
@@ -120,6 +123,7 @@ def _joined() -> sa.Select[tuple[object, ...]]:
         m.c.created_at,
         m.c.ret,
         m.c.envid,
+        m.c.tls_policy,
     ).join(m, m.c.id == r.c.message_id)
 
 

@@ -79,9 +79,10 @@ HTTP_SWITCHED_OFF = (
     f"403\n{PLAIN}\nCe protocole est désactivé pour ce compte. / "
     "This protocol is disabled for this account.\n"
 )
+# The same number in the header and in the sentence.
 HTTP_RATE_LIMITED = (
-    rf"429\nretry-after: {RETRY}\n{re.escape(PLAIN)}\nTrop de tentatives, réessayez plus "
-    r"tard\. / Too many attempts, try again later\.\n"
+    rf"429\nretry-after: ({RETRY})\n{re.escape(PLAIN)}\nTrop de tentatives, réessayez dans "
+    r"\1 secondes\. / Too many attempts, try again in \1 seconds\.\n"
 )
 HTTP_APP_PASSWORD_REQUIRED = (
     f"403\n{PLAIN}\nCe compte a un second facteur : utilisez un mot de passe "

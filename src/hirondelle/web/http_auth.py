@@ -10,7 +10,8 @@ Answers:
 - no or malformed credentials, or wrong ones: ``401`` with
   ``WWW-Authenticate: Basic realm="Hirondelle", charset="UTF-8"`` (RFC 7617 §2, §2.1);
   a wrong password, an unknown address and a disabled account look the same;
-- rate limited: ``429`` with ``Retry-After`` (RFC 6585 §4);
+- rate limited: ``429`` with ``Retry-After`` (RFC 6585 §4), the same number of seconds
+  in the sentence;
 - right password but protocol switched off, or an app password needed: ``403`` with a
   sentence in French and English (said only to someone who proved the password);
 - over plain HTTP: ``403`` before the credentials are even looked at, unless the
@@ -52,7 +53,11 @@ _MESSAGES = {
         "Ce compte a un second facteur : utilisez un mot de passe d'application. / "
         "This account has a second factor: use an app password.\n"
     ),
-    429: ("Trop de tentatives, réessayez plus tard. / Too many attempts, try again later.\n"),
+    # The delay is in Retry-After; the sentence repeats it for a person reading it.
+    429: (
+        "Trop de tentatives, réessayez dans {seconds} secondes. / "
+        "Too many attempts, try again in {seconds} seconds.\n"
+    ),
     503: (
         "L'annuaire des comptes ne répond pas, réessayez plus tard. / "
         "The account directory does not answer, try again later.\n"
@@ -121,7 +126,9 @@ async def authenticate(
         return result.account
     if result.outcome is Outcome.RATE_LIMITED:
         return PlainTextResponse(
-            _MESSAGES[429], status_code=429, headers={"Retry-After": str(result.retry_after)}
+            _MESSAGES[429].format(seconds=result.retry_after),
+            status_code=429,
+            headers={"Retry-After": str(result.retry_after)},
         )
     if result.outcome is Outcome.UNAVAILABLE:
         # RFC 9110 §15.6.4: 503 with Retry-After, a passing condition.

@@ -826,6 +826,14 @@ def _run_servers(
     hirondelle = HirondelleImap(work, database_url)
     appended, big = hirondelle.fill(mailbox, args.big, args.seed)
     log(f"hirondelle: appended in {appended:.0f} s, {args.big:,} synthetic in {big:.0f} s")
+    if args.select_only:
+        hirondelle.start()
+        try:
+            report["big_select"] = asyncio.run(bench_big_select(hirondelle, args.select_runs))
+            log(f"hirondelle: SELECT of {args.big:,}: {report['big_select']}")
+        finally:
+            hirondelle.stop()
+        return report
     dovecot = DovecotImap(work, args.idle_connections, tls=args.tls)
     report["fill_seconds"] = {
         "hirondelle_append": round(appended, 1),
@@ -871,7 +879,7 @@ async def _measure(
                 "p50_hirondelle_over_dovecot": round(h.p50_ms / d.p50_ms, 2),
             }
         )
-    results["big_select"] = await bench_big_select(hirondelle)
+    results["big_select"] = await bench_big_select(hirondelle, args.select_runs)
     log(f"hirondelle: SELECT of {args.big:,}: {results['big_select']}")
     results["idle_memory"] = []
     for server in (hirondelle, dovecot):
@@ -901,8 +909,16 @@ def main(argv: list[str] | None = None) -> int:
         "--tls", action="store_true", help="idle connections over implicit TLS (imaps)"
     )
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--select-only",
+        action="store_true",
+        help="only the SELECT of the --big mailbox (Hirondelle; no Dovecot, no operations)",
+    )
+    parser.add_argument(
+        "--select-runs", type=int, default=5, help="SELECTs per case in the --big test"
+    )
     args = parser.parse_args(argv)
-    missing = dovecot_harness.available()
+    missing = None if args.select_only else dovecot_harness.available()
     if missing:
         raise SystemExit(f"error: {missing}")
     with tempfile.TemporaryDirectory(prefix="bench-imap-") as directory:

@@ -28,7 +28,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from hirondelle.imap.proto.sequence_set import SequenceSet
-from hirondelle.store.emails import MailboxColumns, MessageView
+from hirondelle.store.emails import KnownColumns, MailboxColumns, MessageView
 from hirondelle.store.mailboxes import Mailbox
 
 
@@ -57,9 +57,12 @@ _SHARED: weakref.WeakValueDictionary[int, _Columns] = weakref.WeakValueDictionar
 
 class RecentColumns:
     """The columns of the last mailboxes opened through one listener, with the account
-    modseq they were read at: a SELECT of one whose account has not changed since reads
-    no row again (clients reselect INBOX all the time). One per listener, so per
-    database; read from database threads (single dict operations, atomic)."""
+    modseq they were read at. A SELECT of one of them reads no message row: when the
+    account has not changed since, the columns are current; otherwise the store brings
+    them forward from the change journal (``emails.patched_columns``: only the UIDs
+    that changed are read), and the result is kept in their place. Clients reselect
+    INBOX all the time. One per listener, so per database; read from database threads
+    (single dict operations, atomic)."""
 
     __slots__ = ("_entries", "size")
 
@@ -68,13 +71,14 @@ class RecentColumns:
         self.size = size
         self._entries: dict[int, tuple[int, _Columns]] = {}
 
-    def known(self, mailbox_id: int, modseq: int) -> tuple[array[int], array[int]] | None:
-        """The UIDs and modseqs of the mailbox if they were read at account modseq
-        ``modseq`` (for ``MessageService.snapshot_named``, on a database thread)."""
+    def known(self, mailbox_id: int, modseq: int) -> KnownColumns | None:
+        """The UIDs and modseqs of the mailbox as last read, if that was at account
+        modseq ``modseq`` or before (for ``MessageService.snapshot_named``, on a
+        database thread)."""
         entry = self._entries.get(mailbox_id)
-        if entry is None or entry[0] != modseq:
+        if entry is None or entry[0] > modseq:
             return None
-        return entry[1].uids, entry[1].modseqs
+        return KnownColumns(entry[0], entry[1].uids, entry[1].modseqs)
 
     def remember(self, view: SelectedMailbox) -> None:
         """Keep a newly opened view's columns, as read at SELECT."""

@@ -11,7 +11,6 @@ functions. Keywords are in their stored (JMAP) spelling here; protocols map them
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from hirondelle.mail.delivery import MailService
 from hirondelle.mail.keywords import DELETED
 from hirondelle.store import emails, journal, mailboxes
 from hirondelle.store.database import Database, WriteContext
-from hirondelle.store.emails import FetchRow, MailboxColumns, MessageView
+from hirondelle.store.emails import FetchRow, KnownColumns, MailboxColumns, MessageView
 from hirondelle.store.journal import CannotCalculateChanges
 from hirondelle.store.mailboxes import Mailbox
 
@@ -137,16 +136,16 @@ class MessageService:
         account_id: int,
         name: str,
         *,
-        known: Callable[[int, int], tuple[array[int], array[int]] | None] | None = None,
+        known: Callable[[int, int], KnownColumns | None] | None = None,
     ) -> MailboxSnapshot:
         """:meth:`snapshot` of the mailbox called ``name`` (IMAP SELECT), in the same
         single read: one trip to a database thread instead of two. Refused(NOT_FOUND)
         when there is no such mailbox.
 
         ``known(mailbox_id, account_modseq)`` may return the mailbox's UID and modseq
-        columns as the caller already holds them at exactly that account modseq (nothing
-        in the account changed since): they are not read again. It runs on the
-        database thread."""
+        columns as the caller already holds them, read at that account modseq or an
+        earlier one: they are not read again, only brought up to date from the journal
+        (``emails.mailbox_columns``). It runs on the database thread."""
         canonical = mailboxes.normalize_name(name)
 
         def read(conn: Connection) -> MailboxSnapshot:
@@ -155,7 +154,7 @@ class MessageService:
                 raise Refused(Reason.NOT_FOUND, "no such mailbox")
             modseq, _floor = journal.account_modseq(conn, account_id)
             held = known(mailbox.id, modseq) if known is not None else None
-            columns = emails.mailbox_columns(conn, mailbox.id, known=held)
+            columns = emails.mailbox_columns(conn, mailbox.id, known=held, account_id=account_id)
             return MailboxSnapshot(mailbox, columns, modseq)
 
         return await self.database.read(read)

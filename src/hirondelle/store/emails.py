@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from array import array
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -418,30 +419,60 @@ _MAILBOX_UIDS = DriverStatement(
 _MAILBOX_KEYWORDS = DriverStatement("SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ?")
 
 
+@dataclass(frozen=True, slots=True)
+class KnownColumns:
+    """A mailbox's UID and modseq columns as a caller already holds them, read when the
+    account was at modseq ``modseq`` (never changed in place: they may be shared)."""
+
+    modseq: int
+    uids: array[int]
+    modseqs: array[int]
+
+
+#: Journal rows past which patching known columns costs more than reading them again
+#: (each touched UID is one more row to read and one more array update).
+PATCH_LIMIT = 2000
+
+_MAILBOX_JOURNAL_UIDS = DriverStatement(
+    "SELECT object_id FROM journal WHERE account_id = ? AND kind = 'MailboxMessage'"
+    " AND container_id = ? AND modseq > ? LIMIT ?"
+)
+_ACCOUNT_MODSEQ = DriverStatement("SELECT modseq, journal_floor FROM accounts WHERE id = ?")
+
+
 def mailbox_columns(
     conn: Connection,
     mailbox_id: int,
     *,
-    known: tuple[array[int], array[int]] | None = None,
+    known: tuple[array[int], array[int]] | KnownColumns | None = None,
+    account_id: int | None = None,
 ) -> MailboxColumns:
     """UID and modseq of every message (one index-only range scan of one narrow table)
     and the mailbox's keywords (``mailbox_keywords``, kept at write time: no scan of the
-    rows' keywords), for SELECT. ``known``: UIDs and modseqs the caller already holds
-    and knows to be current (same account modseq in this transaction): only the
-    keywords are read."""
+    rows' keywords), for SELECT. ``known``: UIDs and modseqs the caller already holds,
+    either as a tuple known to be current (same account modseq in this transaction) or
+    as :class:`KnownColumns` read at an earlier account modseq, which (with
+    ``account_id``) are brought up to date from the journal when few messages changed
+    since (:func:`patched_columns`); only the keywords are read then."""
     dialect = conn.dialect.name
+    held: tuple[array[int], array[int]] | None = None
+    if isinstance(known, KnownColumns):
+        if account_id is not None:
+            held = patched_columns(conn, account_id, mailbox_id, known)
+    else:
+        held = known
     cursor = driver_cursor(conn)
     try:
         rows: list[tuple[int, int]] = []
-        if known is None:
+        if held is None:
             cursor.execute(_MAILBOX_UIDS.text(dialect), (mailbox_id,))
             rows = cursor.fetchall()
         cursor.execute(_MAILBOX_KEYWORDS.text(dialect), (mailbox_id,))
         in_use = frozenset(str(row[0]) for row in cursor.fetchall())
     finally:
         cursor.close()
-    if known is not None:
-        return MailboxColumns(known[0], known[1], in_use)
+    if held is not None:
+        return MailboxColumns(held[0], held[1], in_use)
     if not rows:
         return MailboxColumns(array("I"), array("Q"), in_use)
     # Two comprehensions: zip(*rows) would be a call with 100,000 arguments, four times
@@ -449,6 +480,91 @@ def mailbox_columns(
     return MailboxColumns(
         array("I", [row[0] for row in rows]), array("Q", [row[1] for row in rows]), in_use
     )
+
+
+def patched_columns(
+    conn: Connection, account_id: int, mailbox_id: int, known: KnownColumns
+) -> tuple[array[int], array[int]] | None:
+    """``known`` brought to the account's current modseq, or None when the mailbox must
+    be read again (the journal no longer reaches back to ``known.modseq``, or more than
+    :data:`PATCH_LIMIT` changes of the mailbox happened since).
+
+    The journal only says which UIDs of the mailbox changed after ``known.modseq``
+    (``MailboxMessage`` rows: created, updated, destroyed); their rows in
+    ``mailbox_messages`` say what they are now. A UID with a row is added or gets its
+    modseq; a UID without one is removed. So the result equals a full read in the same
+    transaction whatever the order or kind of the changes, and the held arrays are
+    copied, never changed (other views share them)."""
+    dialect = conn.dialect.name
+    cursor = driver_cursor(conn)
+    try:
+        cursor.execute(_ACCOUNT_MODSEQ.text(dialect), (account_id,))
+        account = cursor.fetchone()
+        if account is None:
+            return None
+        current, floor = int(account[0]), int(account[1])
+        if known.modseq == current:
+            return known.uids, known.modseqs
+        if not floor <= known.modseq < current:
+            return None  # compacted away, or held columns newer than this transaction
+        cursor.execute(
+            _MAILBOX_JOURNAL_UIDS.text(dialect),
+            (account_id, mailbox_id, known.modseq, PATCH_LIMIT + 1),
+        )
+        journal_rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if len(journal_rows) > PATCH_LIMIT:
+        return None
+    if not journal_rows:
+        return known.uids, known.modseqs
+    touched = sorted({int(row[0]) for row in journal_rows})
+    rows = _membership_rows(conn, "mm.uid, mm.modseq", mailbox_id, touched, join=False)
+    present = {int(uid): int(modseq) for uid, modseq in rows}
+    return patch_columns(known.uids, known.modseqs, touched, present)
+
+
+def patch_columns(
+    uids: array[int], modseqs: array[int], touched: Sequence[int], present: dict[int, int]
+) -> tuple[array[int], array[int]]:
+    """New UID and modseq columns: ``uids``/``modseqs`` (ascending UIDs) where each UID
+    of ``touched`` now has the modseq ``present`` gives it, or is absent when
+    ``present`` has none. The inputs are not changed."""
+    new_uids = array("I", uids)
+    new_modseqs = array("Q", modseqs)
+    removed: list[int] = []
+    added: list[int] = []
+    for uid in sorted(set(touched)):
+        i = bisect_left(new_uids, uid)
+        here = i < len(new_uids) and new_uids[i] == uid
+        modseq = present.get(uid)
+        if modseq is None:
+            if here:
+                removed.append(i)
+        elif here:
+            new_modseqs[i] = modseq
+        else:
+            added.append(uid)
+    if removed:
+        # Slices between the removed positions: C copies, not a Python loop per message.
+        kept_uids, kept_modseqs = array("I"), array("Q")
+        start = 0
+        for i in removed:
+            kept_uids.extend(new_uids[start:i])
+            kept_modseqs.extend(new_modseqs[start:i])
+            start = i + 1
+        kept_uids.extend(new_uids[start:])
+        kept_modseqs.extend(new_modseqs[start:])
+        new_uids, new_modseqs = kept_uids, kept_modseqs
+    for uid in added:
+        if not new_uids or uid > new_uids[-1]:
+            new_uids.append(uid)
+            new_modseqs.append(present[uid])
+        else:  # a UID below the last one: only if held columns missed a commit
+            i = bisect_left(new_uids, uid)
+            new_uids.insert(i, uid)
+            new_modseqs.insert(i, present[uid])
+    return new_uids, new_modseqs
 
 
 def _note_keywords(cursor: Any, dialect: str, sets: Iterable[tuple[int, str]]) -> None:

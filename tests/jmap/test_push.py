@@ -4,18 +4,23 @@ change."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
+import logging
 import queue
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 from hirondelle.jmap import api
-from tests.jmap.conftest import JmapClient, JmapNode, message
+from tests.jmap.conftest import JmapClient, JmapNode, basic, message
 
 PASSWORD = "correct horse battery"
 
@@ -25,19 +30,38 @@ class Events:
     ``timeout`` seconds. Streams ask for a ping every second so that the reader notices
     ``close()`` quickly (it only looks between lines)."""
 
-    def __init__(self, client: JmapClient, query: str) -> None:
+    def __init__(
+        self, client: JmapClient, query: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._client = client
         self._query = query
+        self._headers = headers or {}
+        # The id of the last event (HTML "last event ID"): what a browser would send as
+        # Last-Event-ID when it reconnects; and the id each state event carried.
+        self.last_id: str | None = None
+        self.ids: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        with self._client.http.stream("GET", "/jmap/eventsource/?" + self._query) as response:
+        try:
+            self._read()
+        except httpx.HTTPError:
+            # The test's client was closed under a stream it had stopped reading.
+            if not self._stop.is_set():
+                raise
+        finally:
+            self._queue.put(None)
+
+    def _read(self) -> None:
+        with self._client.http.stream(
+            "GET", "/jmap/eventsource/?" + self._query, headers=self._headers
+        ) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
-            event, data = "", ""
+            event, data, event_id = "", "", None
             for line in response.iter_lines():
                 if self._stop.is_set():
                     return
@@ -47,10 +71,17 @@ class Events:
                     event = line[7:]
                 elif line.startswith("data: "):
                     data = line[6:]
-                elif line == "" and event:
-                    self._queue.put((event, data))
-                    event, data = "", ""
-        self._queue.put(None)
+                elif line.startswith("id: "):
+                    event_id = line[4:]
+                elif line == "":
+                    if event_id is not None:
+                        self.last_id = event_id
+                    if event:
+                        if event == "state":
+                            assert event_id is not None, "a state event without an id"
+                            self.ids.append(event_id)
+                        self._queue.put((event, data))
+                    event, data, event_id = "", "", None
 
     def next(self, timeout: float = 5.0, *, pings: bool = False) -> tuple[str, Any] | None:
         """The next event (pings skipped unless asked for)."""
@@ -69,8 +100,10 @@ class Events:
 
 
 @contextmanager
-def events(client: JmapClient, query: str) -> Iterator[Events]:
-    stream = Events(client, query)
+def events(
+    client: JmapClient, query: str, *, headers: dict[str, str] | None = None
+) -> Iterator[Events]:
+    stream = Events(client, query, headers=headers)
     try:
         assert stream.next() == ("comment", ": subscribed")
         yield stream
@@ -173,3 +206,136 @@ def test_stopping_the_node_ends_open_event_sources(node: JmapNode, client: JmapC
     # Ended cleanly by the stream itself, well before the grace period would cancel it.
     assert time.monotonic() - started < HTTP_SHUTDOWN_GRACE_SECONDS - 2
     assert stream.next(timeout=5) is None  # the client saw the end of the stream
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def first_id(client: JmapClient) -> str:
+    """The id an EventSource gets at once when it connects (its resumption point)."""
+    with events(client, "types=*&closeafter=no&ping=1") as stream:
+        wait_for(lambda: stream.last_id is not None)
+        assert stream.last_id is not None
+        return stream.last_id
+
+
+def test_state_events_carry_the_state_as_id(node: JmapNode, client: JmapClient) -> None:
+    with events(client, "types=*&closeafter=no&ping=1") as stream:
+        state = client.call("Mailbox/set", {"create": {"a": {"name": "Identified"}}})["newState"]
+        event = stream.next()
+        assert event is not None and event[0] == "state"
+        assert stream.ids == [state]
+        assert event[1]["changed"][client.account_id]["Mailbox"] == state
+
+
+def test_reconnect_with_last_event_id_gets_what_changed_meanwhile(
+    node: JmapNode, client: JmapClient
+) -> None:
+    """HTML EventSource resumption: a client back with the id it last saw is told at once
+    what changed while it was away (and only that)."""
+    seen = first_id(client)
+    state = client.call("Mailbox/set", {"create": {"a": {"name": "While away"}}})["newState"]
+    assert int(state) > int(seen)
+    with events(client, "types=*&closeafter=no&ping=1", headers={"Last-Event-ID": seen}) as stream:
+        event = stream.next(timeout=2)
+        assert event is not None
+        name, data = event
+        assert name == "state"
+        changed = data["changed"][client.account_id]
+        assert changed["Mailbox"] == state
+        assert "Email" not in changed and "EmailDelivery" not in changed
+        assert stream.ids == [state]
+    # The types filter applies to what is replayed.
+    with events(
+        client, "types=Email&closeafter=no&ping=1", headers={"Last-Event-ID": seen}
+    ) as stream:
+        assert stream.next(timeout=3, pings=True) == ("ping", {"interval": 1})
+
+
+def test_reconnect_with_the_current_id_replays_nothing(node: JmapNode, client: JmapClient) -> None:
+    seen = first_id(client)
+    with events(client, "types=*&closeafter=no&ping=1", headers={"Last-Event-ID": seen}) as stream:
+        assert stream.next(timeout=3, pings=True) == ("ping", {"interval": 1})
+        assert stream.last_id == seen
+
+
+@pytest.mark.parametrize("last_id", ["not-a-state", "99999999", "-1"])
+def test_reconnect_with_an_unknown_id_reports_every_type(
+    node: JmapNode, client: JmapClient, last_id: str
+) -> None:
+    """An id the journal cannot place (never given, from the future, compacted away):
+    every type may have changed, so every type is reported (the client resyncs)."""
+    with events(
+        client, "types=*&closeafter=state&ping=0", headers={"Last-Event-ID": last_id}
+    ) as stream:
+        event = stream.next()
+        assert event is not None and event[0] == "state"
+        changed = event[1]["changed"][client.account_id]
+        assert {"Mailbox", "Email", "Thread", "EmailDelivery"} <= set(changed)
+        assert "PushSubscription" not in changed
+        assert stream.next() is None  # closeafter=state
+
+
+class _Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _pending_task_reports(node: JmapNode) -> list[str]:
+    """Collect garbage in the server's loop and return what asyncio reported about
+    tasks destroyed while pending."""
+    collected = _Collected()
+    logging.getLogger("asyncio").addHandler(collected)
+    try:
+
+        async def collect() -> None:
+            for _ in range(3):
+                await asyncio.sleep(0)
+            gc.collect()
+
+        node.run(collect())
+    finally:
+        logging.getLogger("asyncio").removeHandler(collected)
+    return [m for m in collected.messages if "destroyed but it is pending" in m]
+
+
+def test_client_going_away_leaves_no_pending_task(node: JmapNode, client: JmapClient) -> None:
+    """Regression: a client closing an EventSource while the stream waits (no ping)
+    cancelled the stream and left its ``Subscription.wait()`` task pending forever
+    ("Task was destroyed but it is pending" at the next garbage collection)."""
+    assert node.account is not None
+    account_id = node.account.id
+    with socket.create_connection((node.host, node.http_port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /jmap/eventsource/?types=*&closeafter=no&ping=0 HTTP/1.1\r\n"
+            + f"Host: {node.host}\r\nAuthorization: {basic()}\r\n\r\n".encode()
+        )
+        received = b""
+        while b": subscribed" not in received:
+            chunk = sock.recv(4096)
+            assert chunk, received
+            received += chunk
+        assert node.services.bus.subscriber_count(account_id) == 1
+    # The server notices the disconnection and ends the stream (and its subscription).
+    wait_for(lambda: node.services.bus.subscriber_count(account_id) == 0)
+    assert _pending_task_reports(node) == []
+
+
+def test_stopping_with_an_open_event_source_leaves_no_pending_task(
+    node: JmapNode, client: JmapClient
+) -> None:
+    stream = Events(client, "types=*&closeafter=no&ping=0")
+    assert stream.next() == ("comment", ": subscribed")
+    http = next(listener for listener in node.listeners if listener.name == "http")
+    node.run(http.stop())
+    node.listeners.remove(http)
+    assert stream.next(timeout=5) is None
+    assert _pending_task_reports(node) == []

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from hirondelle.jmap import api, auth, blobs, ids, push
 from hirondelle.jmap.errors import RequestError
 from hirondelle.jmap.session import limits_for, session_resource
+from hirondelle.jmap.standard import parse_state
 from hirondelle.services import Services
 from hirondelle.store.directory import Account
 
@@ -175,7 +176,8 @@ def routes(services: Services) -> list[BaseRoute]:
         )
 
     async def event_source(request: Request, account: Account) -> Response:
-        """RFC 8620 §7.3."""
+        """RFC 8620 §7.3; resumption from ``Last-Event-ID`` (HTML "Server-sent events":
+        a reconnecting EventSource sends the id of the last event it saw)."""
         query = request.query_params
         raw_types = query.get("types", "*")
         types = None if raw_types == "*" else {t for t in raw_types.split(",") if t}
@@ -185,12 +187,21 @@ def routes(services: Services) -> list[BaseRoute]:
             raise RequestError(
                 "invalidArguments", "closeafter is state or no; ping is an UnsignedInt"
             )
+        # An id this server did not give (or from another account) is not an error: it
+        # names no point of this account's journal, so every type is reported changed.
+        last_event_id = request.headers.get("last-event-id")
+        resume = None
+        if last_event_id is not None and last_event_id.strip():
+            resume = parse_state(last_event_id.strip())
+            if resume is None:
+                resume = -1
         stream = push.events(
             services,
             account.id,
             types=types,
             close_after_state=closeafter == "state",
             ping=int(ping_text[:6]),
+            last_event_id=resume,
             stopping=getattr(request.app.state, "stopping", None),
         )
         return StreamingResponse(

@@ -14,6 +14,7 @@ from hirondelle.jmap import (
     email_set,
     identity,
     mailbox,
+    push_subscription,
     snippet,
     submission,
     thread,
@@ -32,4 +33,5 @@ MODULES = (
     submission,
     snippet,
     calendars,
+    push_subscription,
 )

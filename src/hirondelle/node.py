@@ -27,6 +27,7 @@ from hirondelle import tls
 from hirondelle.config import Endpoint, Settings
 from hirondelle.identity import housekeeping
 from hirondelle.imap import server as imap_server
+from hirondelle.jmap import push_sender
 from hirondelle.mail.queue import QueueWorker
 from hirondelle.pop3 import server as pop3_server
 from hirondelle.services import Services, open_services
@@ -178,6 +179,8 @@ class Node:
             # Audit log and login-limit pruning (now, then daily), LDAP sync.
             await housekeeping.prune(self.services)
             self._housekeeping = asyncio.create_task(housekeeping.run(self.services))
+            # JMAP push subscriptions (RFC 8620 §7.2): loaded, and what they missed sent.
+            await push_sender.dispatcher_of(self.services).start()
         except BaseException:
             await self.stop()
             raise
@@ -227,6 +230,8 @@ class Node:
         return True
 
     async def stop(self) -> None:
+        if self.services is not None:
+            await push_sender.dispatcher_of(self.services).stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):

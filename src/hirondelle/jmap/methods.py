@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from hirondelle.jmap import (
     calendars,
+    contacts,
     core,
     email,
     email_query,
     email_set,
     identity,
     mailbox,
+    principal,
     push_subscription,
     snippet,
     submission,
@@ -33,5 +35,7 @@ MODULES = (
     submission,
     snippet,
     calendars,
+    contacts,
+    principal,
     push_subscription,
 )

@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from hirondelle.config import Settings
-from hirondelle.jmap import ids
-from hirondelle.jmap.api import CALENDARS, CAPABILITIES, CORE, MAIL, SUBMISSION, VACATION, Limits
+from hirondelle.jmap import ids, principal
+from hirondelle.jmap.api import (
+    CALENDARS,
+    CAPABILITIES,
+    CONTACTS,
+    CORE,
+    MAIL,
+    PRINCIPALS,
+    SUBMISSION,
+    VACATION,
+    Limits,
+)
 from hirondelle.store import mailboxes
 from hirondelle.store.directory import Account
 
@@ -49,6 +59,8 @@ def account_capabilities(settings: Settings) -> dict[str, Any]:
         # RFC 8621 §1.3.2: no delayed sending (FUTURERELEASE) yet.
         SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {}},
         VACATION: {},
+        # RFC 9610 §1.4.1: a card is in one address book here.
+        CONTACTS: {"maxAddressBooksPerCard": 1, "mayCreateAddressBook": True},
         # draft-ietf-jmap-calendars §2.1: an event is in one calendar here.
         CALENDARS: {"maxCalendarsPerEvent": 1, "mayCreateCalendar": True},
     }
@@ -70,7 +82,11 @@ def session_resource(
                 "name": account.address,
                 "isPersonal": True,
                 "isReadOnly": False,
-                "accountCapabilities": account_capabilities(settings),
+                "accountCapabilities": {
+                    **account_capabilities(settings),
+                    # RFC 9670 §1.2
+                    PRINCIPALS: principal.account_capability(account),
+                },
             }
         },
         "primaryAccounts": {c: account_id for c in CAPABILITIES if c != CORE},

@@ -630,6 +630,17 @@ class IdentitySettings(_Section):
         ge=1,
         description="How long rows of the authentication audit log are kept.",
     )
+    secret_key_file: str = Field(
+        default="",
+        description=(
+            "File with the key (32 random bytes, base64) that encrypts second-factor "
+            "secrets in the store (AES-256-GCM). A relative path is under the data "
+            "directory. Empty: `DATA/secret.key`, created with mode 0600 at first use. "
+            "Nodes sharing one database must share this key; back it up apart from the "
+            "database: without it, users must set up their authenticator app again."
+        ),
+        examples=["/etc/hirondelle/secret.key"],
+    )
     source: Literal["local", "ldap"] = Field(
         default="local",
         description=(
@@ -796,6 +807,10 @@ class Settings(BaseModel):
     def key_path(self) -> Path:
         """The PEM private key file."""
         return self._under_data_dir(self.tls.key, "tls/key.pem")
+
+    def secret_key_path(self) -> Path:
+        """The key file that encrypts second-factor secrets in the store."""
+        return self._under_data_dir(self.identity.secret_key_file, "secret.key")
 
 
 def _sections() -> dict[str, type[_Section]]:

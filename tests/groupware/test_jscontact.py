@@ -431,3 +431,17 @@ def test_vcard_3_roundtrip_keeps_data(card: dict[str, Any]) -> None:
             if "pref" in entry:
                 entry["pref"] = 1
     assert back == expected
+
+
+def test_changed_entry_keeps_its_group() -> None:
+    """Apple writes a label as a grouped X-ABLabel line: the group must stay on the
+    rewritten line, or the label would name nothing."""
+    original = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:u\r\nFN:A\r\nN:;A;;;\r\n"
+        "item1.EMAIL;TYPE=INTERNET:old@x.fr\r\nitem1.X-ABLabel:Assistant\r\nEND:VCARD\r\n"
+    )
+    reading = jscontact.read_vcard(original)
+    card = jscontact.apply_patch(reading.card, {"emails/e1/address": "new@x.fr"})
+    text = jscontact.write_vcard(reading, jscontact.check(card, creating=False), uid="u", now=NOW)
+    assert "item1.EMAIL;TYPE=INTERNET;PROP-ID=e1:new@x.fr\r\n" in text
+    assert "item1.X-ABLabel:Assistant\r\n" in text

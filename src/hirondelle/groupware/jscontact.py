@@ -1026,9 +1026,13 @@ def write_vcard(
                     if line is not None and line.param("PROP-ID") != [key]:
                         lines[i] = line.with_param("PROP-ID", [key])
             else:
-                replace_at(
-                    (group.property, key), _entry_lines(group, key, new_entries[key], version)
-                )
+                written = _entry_lines(group, key, new_entries[key], version)
+                sources = reading.sources.get((group.property, key), [])
+                previous = lines[sources[0]] if sources else None
+                if previous is not None:
+                    # Keep the line's group (Apple's item1.X-ABLabel names it).
+                    written[0].group = previous.group
+                replace_at((group.property, key), written)
         for key, entry in new_entries.items():
             if key not in old_entries or key in regenerate:
                 additions.extend(_entry_lines(group, key, entry, version))

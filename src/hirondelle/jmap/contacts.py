@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -344,17 +345,21 @@ class _CardCache:
     def __init__(self, size: int = 20_000) -> None:
         self.size = size
         self._items: OrderedDict[tuple[int, str], dict[str, Any]] = OrderedDict()
+        # Conversions run on executor threads at once.
+        self._lock = threading.Lock()
 
     def card(self, resource: Resource) -> dict[str, Any]:
         key = (resource.info.id, resource.etag)
-        found = self._items.get(key)
-        if found is None:
-            found = jscontact.read(resource.data)
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        found = jscontact.read(resource.data)
+        with self._lock:
             self._items[key] = found
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
-        else:
-            self._items.move_to_end(key)
         return found
 
 

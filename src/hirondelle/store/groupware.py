@@ -817,6 +817,69 @@ def move_resource(
     return info, existing is not None
 
 
+def relocate_resource(
+    ctx: WriteContext, source: Collection, name: str, target: Collection, target_name: str
+) -> ResourceInfo:
+    """Move one resource to another collection of the same account keeping its id (JMAP
+    ids never change: CalendarEvent/set of ``calendarIds``). Journaled as destroyed in
+    the source and created in the target at one modseq (with a tombstone in the source),
+    so sync-collection sees a removal and an addition and JMAP /changes an update.
+    Refused(NOT_FOUND); PreconditionFailed when ``target_name`` is taken; UidConflict."""
+    check_resource_name(target_name)
+    conn = ctx.conn
+    ctx.next_modseq(source.account_id)  # lock order first (see create_collection)
+    row = conn.execute(
+        sa.select(*_INFO_COLUMNS).where(
+            dav_resources.c.collection_id == source.id, dav_resources.c.name == name
+        )
+    ).first()
+    if row is None or source.account_id != target.account_id:
+        raise Refused(Reason.NOT_FOUND, f"{name} not found")
+    info = _info(row)
+    if get_resource_info(conn, target.id, target_name) is not None:
+        raise PreconditionFailed("destination exists")
+    holder = find_uid(conn, target.id, info.uid)
+    if holder is not None:
+        raise UidConflict(holder)
+    modseq = ctx.journal(
+        source.account_id, source.resource_kind, info.id, "destroyed", container_id=source.id
+    )
+    ctx.journal(target.account_id, target.resource_kind, info.id, "created", container_id=target.id)
+    conn.execute(
+        dav_resources.update()
+        .where(dav_resources.c.id == info.id)
+        .values(collection_id=target.id, name=target_name, modseq=modseq)
+    )
+    conn.execute(
+        dav_occurrences.update()
+        .where(dav_occurrences.c.resource_id == info.id)
+        .values(collection_id=target.id)
+    )
+    conn.execute(
+        dav_tombstones.insert().values(
+            collection_id=source.id, resource_id=info.id, name=info.name, modseq=modseq
+        )
+    )
+    conn.execute(
+        dav_tombstones.delete().where(
+            dav_tombstones.c.collection_id == target.id, dav_tombstones.c.name == target_name
+        )
+    )
+    _touch(ctx, source, modseq)
+    _touch(ctx, target, modseq)
+    return ResourceInfo(
+        id=info.id,
+        collection_id=target.id,
+        name=target_name,
+        component=info.component,
+        uid=info.uid,
+        etag=info.etag,
+        size=info.size,
+        modseq=modseq,
+        updated_at=info.updated_at,
+    )
+
+
 # -- queries -------------------------------------------------------------------------------
 
 

@@ -408,6 +408,25 @@ class GroupwareService:
             )
         )
 
+    async def relocate(
+        self, source: Collection, name: str, target: Collection, target_name: str
+    ) -> ResourceInfo:
+        """Move a calendar object to another calendar of the account keeping its id
+        (JMAP calendarIds); the target must take its component (ContentError),
+        UidConflict and PreconditionFailed as for a PUT."""
+        if source.kind != CALENDAR or target.kind != CALENDAR:
+            raise Refused(Reason.FORBIDDEN, "only between calendars")
+        info = await self.info(source, name)
+        if info is None:
+            raise Refused(Reason.NOT_FOUND, f"{name} not found")
+        if info.component not in target.components:
+            raise ContentError(
+                "caldav", "supported-calendar-component", "not accepted by the target"
+            )
+        return await self.database.write(
+            lambda ctx: store.relocate_resource(ctx, source, name, target, target_name)
+        )
+
     # -- queries -------------------------------------------------------------------
 
     async def time_range(

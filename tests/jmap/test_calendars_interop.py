@@ -299,3 +299,58 @@ def test_without_send_scheduling_messages_nothing_is_sent(
     assert _queued(node) == []
     # The local attendee got nothing either (the organizer did not ask to schedule).
     assert call(bob_client, "CalendarEvent/query", {})["ids"] == []
+
+
+def test_moving_an_event_to_another_calendar_keeps_its_id(
+    node: JmapNode, client: JmapClient
+) -> None:
+    principal = caldav_client(node).principal()
+    work = principal.make_calendar(name="Travail", cal_id="travail")
+    home = default_dav_calendar(node)
+    home_token = home.get_objects_by_sync_token(disable_fallback=True).sync_token
+    work_token = work.get_objects_by_sync_token(disable_fallback=True).sync_token
+    (work_id,) = [
+        c["id"]
+        for c in call(client, "Calendar/get", {"ids": None})["list"]
+        if c["name"] == "Travail"
+    ]
+    event_id, _ = create_event(
+        client,
+        {"uid": "mover@example.test", "title": "Move me", "start": "2026-12-12T10:00:00"},
+    )
+    home_token = home.get_objects_by_sync_token(home_token, disable_fallback=True).sync_token
+    state = call(client, "CalendarEvent/get", {"ids": []})["state"]
+    moved = call(
+        client,
+        "CalendarEvent/set",
+        {"update": {event_id: {"calendarIds": {work_id: True}, "title": "Moved"}}},
+    )
+    assert moved["updated"] == {event_id: None}
+    event = get_event(client, event_id)
+    assert event["calendarIds"] == {work_id: True} and event["title"] == "Moved"
+    changes = call(client, "CalendarEvent/changes", {"sinceState": state})
+    assert changes["updated"] == [event_id] and changes["created"] == []
+    assert changes["destroyed"] == []
+    # CalDAV: gone from the default calendar, in the other one, still findable by UID.
+    assert len(list(home.get_objects_by_sync_token(home_token, disable_fallback=True))) == 1
+    assert [
+        str(o.icalendar_component["SUMMARY"])
+        for o in work.get_objects_by_sync_token(
+            work_token, load_objects=True, disable_fallback=True
+        )
+    ] == ["Moved"]
+    assert str(work.event_by_uid("mover@example.test").icalendar_component["SUMMARY"]) == "Moved"
+    # Found by inCalendars under its new calendar only.
+    assert call(client, "CalendarEvent/query", {"filter": {"inCalendars": [work_id]}})["ids"] == [
+        event_id
+    ]
+    # A second event with that UID cannot move into the same calendar.
+    other_id, _ = create_event(
+        client,
+        {"uid": "mover@example.test", "title": "Twin", "start": "2026-12-13T10:00:00"},
+    )
+    refused = call(
+        client, "CalendarEvent/set", {"update": {other_id: {"calendarIds": {work_id: True}}}}
+    )
+    assert refused["notUpdated"][other_id]["type"] == "alreadyExists"
+    assert refused["notUpdated"][other_id]["existingId"] == event_id

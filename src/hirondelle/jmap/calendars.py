@@ -15,8 +15,8 @@
   and outbox, journaled as ``Calendar`` too, are left out); /query uses the occurrence
   index for after/before like a CalDAV time-range REPORT.
 
-Deviations: an event is in exactly one calendar (``calendarIds`` with one id; moving an
-event to another calendar is refused); Calendar/set ``onSuccessSetIsDefault`` only
+Deviations: an event is in exactly one calendar (``calendarIds`` with one id; changing it
+moves the object, keeping its id); Calendar/set ``onSuccessSetIsDefault`` only
 accepts the current default; sharing (shareWith), defaultAlerts and
 CalendarEventNotification are not implemented.
 """
@@ -728,22 +728,42 @@ async def event_set(call: Call) -> dict[str, Any]:
         extra["isOrigin"] = True
         return event_id(resource.info.id), extra
 
+    async def move(stored: _Stored, target: Collection) -> None:
+        """calendarIds changed: the object goes to the other calendar, same id."""
+        name = stored.resource.name
+        try:
+            try:
+                await groupware.relocate(stored.collection, name, target, name)
+            except PreconditionFailed:
+                await groupware.relocate(stored.collection, name, target, f"{uuid.uuid4().hex}.ics")
+        except UidConflict as exc:
+            holder = await groupware.info(target, exc.name)
+            error = SetError("alreadyExists", "an event with this uid is in that calendar")
+            if holder is not None:
+                error.extra["existingId"] = event_id(holder.id)
+            raise error from exc
+
     async def update(object_id: str, patch: dict[str, Any]) -> dict[str, Any] | None:
-        for _attempt in range(3):
-            stored, calendar, event, recurrence_id = await load(object_id)
-            if recurrence_id is not None:
-                # A patch of one instance is a patch of its override (draft §5.9).
-                patch = {f"recurrenceOverrides/{recurrence_id}/{k}": v for k, v in patch.items()}
-            target = stored.collection
+        parsed = _parse_event_id(object_id)
+        if parsed is not None and parsed[1] is not None:
             if "calendarIds" in patch:
-                target = await calendar_of(patch["calendarIds"])
-                if target.id != stored.collection.id:
-                    raise SetError(
-                        "invalidProperties",
-                        "moving an event to another calendar is not supported",
-                        properties=["calendarIds"],
-                    )
-            changes = {k: v for k, v in patch.items() if k not in ("calendarIds", "isDraft")}
+                raise SetError(
+                    "invalidProperties",
+                    "an instance is in its series' calendar",
+                    properties=["calendarIds"],
+                )
+            # A patch of one instance is a patch of its override (draft §5.9).
+            patch = {f"recurrenceOverrides/{parsed[1]}/{k}": v for k, v in patch.items()}
+        if "calendarIds" in patch:
+            stored = (await load(object_id))[0]
+            target = await calendar_of(patch["calendarIds"])
+            if target.id != stored.collection.id:
+                await move(stored, target)
+        changes = {k: v for k, v in patch.items() if k not in ("calendarIds", "isDraft")}
+        if not changes:
+            return None
+        for _attempt in range(3):
+            stored, calendar, event, _recurrence_id = await load(object_id)
             for key in changes:
                 head = key.split("/")[0]
                 if head in _SERVER_SET or (head == "uid" and changes[key] != event.get("uid")):

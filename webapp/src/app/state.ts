@@ -9,6 +9,7 @@ import { signal } from "@preact/signals";
 import type { MessageKey } from "../i18n";
 import { JmapClient } from "../jmap/client";
 import type { GetResponse, Id, Identity, Mailbox } from "../jmap/types";
+import { EMPTY_SELECTION, type Selection } from "../mail/selection";
 import { type SignedIn, SessionApi } from "../session";
 import type { Action, Draft } from "../sync/actions";
 import { type Conflict, DATABASE_PREFIX, MailCache, type MailStore, MemoryMailCache } from "../sync/cache";
@@ -44,6 +45,8 @@ export const revision = signal(0);
 export const identities = signal<Identity[]>([]);
 /** The message being written, with the draft it replaces (null: the composer is closed). */
 export const composing = signal<{ draft: Draft; savedDraft: Id | null } | null>(null);
+/** The messages checked in the list (several-message commands and drag and drop). */
+export const selection = signal<Selection>(EMPTY_SELECTION);
 /** The search in progress (empty: the current mailbox is listed). */
 export const searchText = signal("");
 /** Whether this device keeps an offline copy (the user's choice, allowed by the server). */
@@ -266,6 +269,11 @@ export async function act(action: Action): Promise<void> {
   await engine?.act(action);
 }
 
+/** Several actions (a command on the selected messages), queued together. */
+export async function actAll(actions: Action[]): Promise<void> {
+  await engine?.actAll(actions);
+}
+
 export const NOTIFY_KEY = "hirondelle.notify";
 
 export function notificationsWanted(): boolean {
@@ -328,6 +336,7 @@ export async function end({ serverSession = true }: { serverSession?: boolean } 
   conflicts.value = [];
   identities.value = [];
   composing.value = null;
+  selection.value = EMPTY_SELECTION;
   searchText.value = "";
   phase.value = "signed-out";
 }

@@ -1,8 +1,9 @@
 import { useEffect, useState } from "preact/hooks";
 
-import { act, currentEmail, currentEngine, currentMailbox, mailboxes, revision } from "../app/state";
+import { actAll, currentEmail, currentEngine, currentMailbox, mailboxes, revision, selection } from "../app/state";
 import { mailboxName, t } from "../i18n";
 import type { Id, Mailbox } from "../jmap/types";
+import { EMPTY_SELECTION, dropActions } from "../mail/selection";
 import { OUTBOX } from "../sync/engine";
 import { DRAG_TYPE } from "./MessageList";
 
@@ -55,6 +56,7 @@ function outboxMailbox(count: number): Mailbox {
 /** The mailbox tree with localised role names and unread counts (ARIA tree). */
 export function MailboxTree() {
   const [outboxCount, setOutboxCount] = useState(0);
+  const [dropTarget, setDropTarget] = useState<Id | null>(null);
   useEffect(() => {
     void currentEngine()?.cache.emailsIn(OUTBOX).then((list) => setOutboxCount(list.length));
   }, [revision.value]);
@@ -98,20 +100,33 @@ export function MailboxTree() {
               aria-selected={isSelected}
               tabIndex={isSelected || (selected === null && depth === 0) ? 0 : -1}
               style={{ paddingInlineStart: `${0.75 + depth}rem` }}
-              class={isSelected ? "selected" : ""}
+              class={`${isSelected ? "selected" : ""}${dropTarget === mailbox.id ? " drop-target" : ""}`}
               onClick={() => select(mailbox.id)}
               onDragOver={(event) => {
                 if (mailbox.role !== "outbox" && event.dataTransfer?.types.includes(DRAG_TYPE)) {
                   event.preventDefault();
                   event.dataTransfer.dropEffect = "move";
+                  if (dropTarget !== mailbox.id) setDropTarget(mailbox.id);
                 }
               }}
+              onDragLeave={() => setDropTarget((current) => (current === mailbox.id ? null : current))}
               onDrop={(event) => {
+                setDropTarget(null);
                 const data = event.dataTransfer?.getData(DRAG_TYPE);
                 if (!data || mailbox.role === "outbox") return;
                 event.preventDefault();
-                const { emailId, from } = JSON.parse(data) as { emailId: Id; from: Id };
-                if (from !== mailbox.id) void act({ kind: "move", emailId, from, to: mailbox.id });
+                let payload: unknown;
+                try {
+                  payload = JSON.parse(data);
+                } catch {
+                  return;
+                }
+                const actions = dropActions(payload, mailbox.id);
+                if (actions.length === 0) return;
+                const moved = new Set(actions.map((a) => (a.kind === "move" ? a.emailId : "")));
+                if (currentEmail.value !== null && moved.has(currentEmail.value)) currentEmail.value = null;
+                selection.value = EMPTY_SELECTION;
+                void actAll(actions);
               }}
             >
               <span class="name">{mailboxName(mailbox)}</span>

@@ -80,4 +80,23 @@ describe("ListSource", () => {
     expect(search.total).toBe(2);
     expect(snippetRuns(search.snippet(search.row(0)?.id ?? "")?.subject ?? "")[0]).toEqual({ text: "Budget", marked: true });
   });
+
+  it("starts from the previous rows of the same list until its own arrive, then replaces them", async () => {
+    const { server, inbox } = bigMailbox(5);
+    const client = new JmapClient({ fetch: server.fetch });
+    await client.connect();
+    const before = new ListSource(inbox, client, new MemoryMailCache(), true);
+    await before.ensure(0, 5);
+    const gone = before.row(0);
+    server.destroy(gone?.id ?? "");
+
+    const after = new ListSource(inbox, client, new MemoryMailCache(), true, "", before);
+    // Shown at once (keys and the selection keep working), not yet asked for.
+    expect(after.total).toBe(5);
+    expect(after.row(0)?.id).toBe(gone?.id);
+    await after.ensure(0, 5);
+    expect(after.total).toBe(4);
+    expect(after.row(0)?.subject).toBe("Message 1");
+    expect(after.row(4)).toBeUndefined();
+  });
 });

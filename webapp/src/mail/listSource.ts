@@ -33,7 +33,21 @@ export class ListSource {
     private readonly cache: MailStore,
     private readonly online: boolean,
     private readonly search: string = "",
-  ) {}
+    previous: ListSource | null = null,
+  ) {
+    // The same list after a change (a flag, a move, a sync): show the previous rows until
+    // the new ones arrive, so the list neither blinks nor ignores keys in between.
+    if (previous !== null) {
+      this.total = previous.total;
+      for (const [index, email] of previous.rows) this.rows.set(index, email);
+      for (const [id, snippet] of previous.snippets) this.snippets.set(id, snippet);
+    }
+  }
+
+  /** Forget the rows of a page about to be replaced by fresh ones. */
+  private clearPage(position: number): void {
+    for (let i = position; i < position + PAGE; i++) this.rows.delete(i);
+  }
 
   row(index: number): Email | undefined {
     return this.rows.get(index);
@@ -98,6 +112,7 @@ export class ListSource {
       }
     }
     this.total = this.local.length;
+    this.clearPage(position);
     this.local.slice(position, position + PAGE).forEach((email, i) => this.rows.set(position + i, email));
   }
 
@@ -132,6 +147,7 @@ export class ListSource {
     }
     const emails = new Map(((await get.result).args as unknown as GetResponse<Email>).list.map((e) => [e.id, e]));
     this.total = result.total ?? Math.max(this.total ?? 0, position + result.ids.length);
+    this.clearPage(position);
     result.ids.forEach((id, i) => {
       const email = emails.get(id);
       if (email) this.rows.set(result.position + i, email);

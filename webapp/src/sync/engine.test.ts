@@ -178,6 +178,33 @@ describe("the action queue", () => {
     expect(sentCopy?.mailboxIds).toEqual({ [w.server.roleId("sent")]: true });
   });
 
+  it("queues a command on several messages together: one change event, every move replayed", async () => {
+    const first = w.server.addEmail({ mailboxIds: { [w.inbox]: true }, receivedAt: daysAgo(1) });
+    const second = w.server.addEmail({ mailboxIds: { [w.inbox]: true }, receivedAt: daysAgo(2) });
+    const third = w.server.addEmail({ mailboxIds: { [w.inbox]: true }, receivedAt: daysAgo(3) });
+    await w.engine.synchronise();
+    w.server.online = false;
+    await w.engine.synchronise();
+    w.events.length = 0;
+
+    await w.engine.actAll([
+      { kind: "move", emailId: first.id, from: w.inbox, to: w.archive },
+      { kind: "move", emailId: second.id, from: w.inbox, to: w.archive },
+    ]);
+    expect(w.events.filter((e) => e.type === "changed")).toHaveLength(1);
+    expect((await w.engine.cache.emailsIn(w.inbox)).map((e) => e.id)).toEqual([third.id]);
+    expect((await w.engine.cache.queued()).map((q) => q.action.kind)).toEqual(["move", "move"]);
+    await w.engine.actAll([]);
+    expect(await w.engine.cache.queued()).toHaveLength(2);
+
+    w.server.online = true;
+    await w.engine.synchronise();
+    expect(w.server.emails.get(first.id)?.mailboxIds).toEqual({ [w.archive]: true });
+    expect(w.server.emails.get(second.id)?.mailboxIds).toEqual({ [w.archive]: true });
+    expect(w.server.emails.get(third.id)?.mailboxIds).toEqual({ [w.inbox]: true });
+    expect(await w.engine.cache.queued()).toEqual([]);
+  });
+
   it("looks again when the state changed between its read and its write (stateMismatch)", async () => {
     const email = w.server.addEmail({ mailboxIds: { [w.inbox]: true }, receivedAt: daysAgo(1) });
     const other = w.server.addEmail({ mailboxIds: { [w.inbox]: true }, receivedAt: daysAgo(1) });

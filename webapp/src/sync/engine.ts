@@ -170,7 +170,16 @@ export class SyncEngine {
 
   /** Queue an action durably, show its effect at once, and replay it when online. */
   async act(action: Action): Promise<void> {
-    await this.cache.enqueue(action, await this.localEffect(action));
+    await this.actAll([action]);
+  }
+
+  /**
+   * Several actions at once (a command on a selection of messages): queued in order, each
+   * with its effect, then one "changed" and one replay for all of them.
+   */
+  async actAll(actions: Action[]): Promise<void> {
+    if (actions.length === 0) return;
+    for (const action of actions) await this.cache.enqueue(action, await this.localEffect(action));
     this.emit({ type: "changed" });
     if (this.status !== "offline") void this.synchronise().catch(() => undefined);
   }

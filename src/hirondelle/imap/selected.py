@@ -78,7 +78,7 @@ class RecentColumns:
         entry = self._entries.get(mailbox_id)
         if entry is None or entry[0] > modseq:
             return None
-        return KnownColumns(entry[0], entry[1].uids, entry[1].modseqs)
+        return KnownColumns(entry[0], entry[1].uids, entry[1].modseqs, current=entry[0] == modseq)
 
     def remember(self, view: SelectedMailbox) -> None:
         """Keep a newly opened view's columns, as read at SELECT."""

@@ -427,6 +427,9 @@ class KnownColumns:
     modseq: int
     uids: array[int]
     modseqs: array[int]
+    #: The caller knows ``modseq`` is the account's modseq in this very transaction:
+    #: nothing to bring forward, not even the account row to read.
+    current: bool = False
 
 
 #: Journal rows past which patching known columns costs more than reading them again
@@ -457,7 +460,9 @@ def mailbox_columns(
     dialect = conn.dialect.name
     held: tuple[array[int], array[int]] | None = None
     if isinstance(known, KnownColumns):
-        if account_id is not None:
+        if known.current:
+            held = known.uids, known.modseqs
+        elif account_id is not None:
             held = patched_columns(conn, account_id, mailbox_id, known)
     else:
         held = known

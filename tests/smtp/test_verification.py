@@ -8,6 +8,7 @@ import pytest
 
 from hirondelle.mail import dkim as dkim_keys
 from hirondelle.services import Services
+from hirondelle.store import schema
 from hirondelle.store.queue import DkimKey
 from tests.messages import simple_message
 from tests.smtp.conftest import DnsTable, Servers, mailbox_messages, make_account
@@ -108,3 +109,60 @@ async def test_a_forged_results_field_with_our_name_is_removed(
     )
     stored = await receive(services, servers, forged)
     assert b"header.d=bank.test" not in stored
+
+
+async def test_dmarc_failure_under_p_quarantine_is_filed_into_junk(
+    services: Services, servers: Servers, dns_table: DnsTable
+) -> None:
+    dns_table.add(SENDER_DOMAIN, "TXT", "v=spf1 ip4:192.0.2.1 -all")
+    dns_table.add(f"_dmarc.{SENDER_DOMAIN}", "TXT", "v=DMARC1; p=quarantine")
+    alice = await make_account(services, "alice@example.test")
+    bob = await make_account(services, "bob@example.test")
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=servers.mx, start_tls=False)
+    await client.connect()
+    try:
+        refused, _ = await client.sendmail(
+            f"dan@{SENDER_DOMAIN}", ["alice@example.test", "bob@example.test"],
+            message_from_sender(),
+        )  # fmt: skip
+    finally:
+        client.close()
+    assert refused == {}
+    for account in (alice, bob):
+        assert await mailbox_messages(services, account) == [], "not in the Inbox"
+        [stored] = await mailbox_messages(services, account, "junk")
+        field = results_field(stored)
+        assert "dmarc=fail" in field and "policy.dmarc=quarantine" in field
+        assert "reason=" in field and "treated as junk" in field
+
+
+async def test_dmarc_pass_under_p_quarantine_stays_in_the_inbox(
+    services: Services, servers: Servers, dns_table: DnsTable
+) -> None:
+    dns_table.add(SENDER_DOMAIN, "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    dns_table.add(f"_dmarc.{SENDER_DOMAIN}", "TXT", "v=DMARC1; p=quarantine")
+    field = results_field(await receive(services, servers, message_from_sender()))
+    assert "dmarc=pass" in field and "Junk" not in field
+
+
+async def test_quarantined_mail_for_an_account_without_junk_goes_to_the_inbox(
+    services: Services, servers: Servers, dns_table: DnsTable
+) -> None:
+    dns_table.add(SENDER_DOMAIN, "TXT", "v=spf1 ip4:192.0.2.1 -all")
+    dns_table.add(f"_dmarc.{SENDER_DOMAIN}", "TXT", "v=DMARC1; p=quarantine")
+    alice = await make_account(services, "alice@example.test")
+    await services.database.write(
+        lambda ctx: ctx.conn.execute(
+            schema.mailboxes.update()
+            .where(schema.mailboxes.c.account_id == alice.id, schema.mailboxes.c.role == "junk")
+            .values(role=None)
+        )
+    )
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=servers.mx, start_tls=False)
+    await client.connect()
+    try:
+        await client.sendmail(f"dan@{SENDER_DOMAIN}", ["alice@example.test"], message_from_sender())
+    finally:
+        client.close()
+    [stored] = await mailbox_messages(services, alice)
+    assert "treated as junk" in results_field(stored)

@@ -13,11 +13,14 @@ exist once:
   ``Date`` when missing, then DKIM-signs for the ``From:`` domain;
 - :meth:`Transport.dispatch`: local recipients are delivered through
   :meth:`MailService.deliver` (the one delivery path), remote ones queued; only when
-  both have returned is the message durable and may the protocol answer 250.
+  both have returned is the message durable and may the protocol answer 250. Mail
+  that failed DMARC under ``p=quarantine`` goes into each account's Junk mailbox
+  instead (RFC 7489 §6.3).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import re
 import secrets
@@ -213,16 +216,18 @@ class Transport:
         mail_parameters: dsn.MailParameters | None = None,
         recipient_parameters: Mapping[str, dsn.RecipientParameters] | None = None,
         requiretls: bool = False,
+        quarantine: bool = False,
     ) -> Dispatched:
         """Deliver to the local accounts and queue the remote addresses. Returns when
         both are durable. The RFC 3461 parameters go with the queued recipients, and
         the RFC 8689 policy (REQUIRETLS, or a ``TLS-Required: No`` field) with the
         message."""
-        outcomes = (
-            await self.mail.deliver(raw, routing.account_ids, mail_from=mail_from)
-            if routing.account_ids
-            else []
-        )
+        if not routing.account_ids:
+            outcomes: list[DeliveryOutcome] = []
+        elif quarantine:
+            outcomes = await self._deliver_to_junk(raw, routing.account_ids)
+        else:
+            outcomes = await self.mail.deliver(raw, routing.account_ids, mail_from=mail_from)
         queue_id = None
         if routing.remote:
             queue_id = await self.queue.enqueue(
@@ -235,6 +240,41 @@ class Transport:
                 tls_policy=tls_policy_of(raw, requiretls=requiretls),
             )
         return Dispatched(outcomes, list(routing.remote), queue_id)
+
+    async def _deliver_to_junk(
+        self, raw: bytes, account_ids: Sequence[int]
+    ) -> list[DeliveryOutcome]:
+        """RFC 7489 §6.3 ``p=quarantine``: the message goes into each account's Junk
+        mailbox (role ``junk``; the Inbox for an account that has none). Suspicious
+        mail earns no auto-reply and is not read as an iMIP message, so it is filed
+        with :meth:`MailService.append`, which does neither (the blob is still stored
+        once: it is content-addressed)."""
+        ids = list(dict.fromkeys(account_ids))
+
+        def read(conn: Connection) -> dict[int, int]:
+            found = {}
+            for account_id in ids:
+                junk = mailboxes.get_mailbox_by_role(conn, account_id, "junk")
+                if junk is not None:
+                    found[account_id] = junk.id
+            return found
+
+        junk_ids = await self.database.read(read)
+
+        async def file(account_id: int, mailbox_id: int) -> DeliveryOutcome:
+            try:
+                stored = await self.mail.append(
+                    account_id=account_id, mailbox_id=mailbox_id, raw=raw
+                )
+            except Refused as refused:
+                return DeliveryOutcome(account_id, refused=refused)
+            return DeliveryOutcome(account_id, stored=stored)
+
+        outcomes = list(await asyncio.gather(*(file(a, m) for a, m in junk_ids.items())))
+        without = [a for a in ids if a not in junk_ids]
+        if without:
+            outcomes += await self.mail.deliver(raw, without)
+        return outcomes
 
     async def return_refusals(
         self,

@@ -6,9 +6,12 @@ DNS lookups; they run on a worker thread, never on the event loop, and every loo
 through one :class:`DnsLookup` given to the :class:`Verifier` (the system resolver in
 production, a table in tests), not through each library's module-level resolver.
 
+A DMARC failure under ``p=reject`` is refused by the MX; under ``p=quarantine`` the
+message is filed into the recipients' Junk mailboxes (``mail/submission.py``), and the
+DMARC result in Authentication-Results says so in its ``reason`` (RFC 8601 §2.2).
+
 Deliberate limits: ARC (RFC 8617) is not evaluated; DMARC reports (rua/ruf) are not
-sent; a DMARC ``quarantine`` policy is recorded in the header but the message still goes
-to the Inbox (filing into Junk comes with the filtering issue).
+sent; the ``pct`` sampling of RFC 7489 §6.6.4 is left to authheaders.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import dns.reversename
 import spf
 from authheaders import check_dmarc
 from authres import AuthenticationResultsHeader, DKIMAuthenticationResult, SPFAuthenticationResult
+from authres.core import QuotableValue
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +129,12 @@ class Verdict:
         """RFC 7489 §6.6.2: the domain owner asks that failing mail be rejected."""
         return self.dmarc == "fail" and self.dmarc_policy == "reject"
 
+    @property
+    def dmarc_quarantines(self) -> bool:
+        """RFC 7489 §6.3 ``p=quarantine``: failing mail is to be treated as suspicious
+        (filed into Junk)."""
+        return self.dmarc == "fail" and self.dmarc_policy == "quarantine"
+
 
 _AR_NAME = re.compile(r"^\s*Authentication-Results:\s*", re.IGNORECASE)
 
@@ -205,6 +215,12 @@ class Verifier:
             dmarc = str(dmarc_result.result or "none")
             policy = str(getattr(dmarc_result, "policy", None) or "none")
             from_domain = str(getattr(dmarc_result, "header_from", "") or "")
+            if dmarc == "fail" and policy == "quarantine":
+                # RFC 8601 §2.2 reasonspec: why the message is not in the Inbox.
+                dmarc_result.reason = QuotableValue(
+                    f"{from_domain or 'the author domain'} asks that failing mail be "
+                    "quarantined (p=quarantine): treated as junk"
+                )
         header = str(AuthenticationResultsHeader(authserv_id=self.authserv_id, results=results))
         return Verdict(
             spf=str(spf_result.result),

@@ -238,6 +238,7 @@ class TransportHandler:
     ) -> str:
         mail_from = "" if envelope.mail_from == "<>" else str(envelope.mail_from)
         fields: list[tuple[str, str]] = []
+        quarantine = False
         if self.verifier is not None and self.listener.mode is Mode.MX:
             verdict = await self.verifier.verify(
                 raw, client_ip=server.client_ip, helo=session.host_name or "", mail_from=mail_from
@@ -248,6 +249,7 @@ class TransportHandler:
                     "(RFC 7489 §6.6.2)"
                 )
             fields.append(("Authentication-Results", verdict.header))
+            quarantine = verdict.dmarc_quarantines
         fields.insert(0, ("Received", server.received_field(envelope)))
         prepared = prepend_headers(_without_forged_results(raw, server.hostname), fields)
         combined = Routing()
@@ -260,6 +262,7 @@ class TransportHandler:
             mail_parameters=envelope.dsn,
             recipient_parameters=_remote_parameters(envelope),
             requiretls=envelope.requiretls,
+            quarantine=quarantine,
         )
         failed = {o.account_id: o.refused for o in dispatched.refused()}
         # Each recipient's fate: refused when every account it leads to refused it.

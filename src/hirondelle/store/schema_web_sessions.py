@@ -59,8 +59,9 @@ totp_factors = sa.Table(
         sa.ForeignKey("second_factors.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    # Base32 (RFC 4648), as in the otpauth URI.
-    sa.Column("secret", sa.String(64), nullable=False),
+    # Sealed by identity/secret_box.py (AES-GCM, "v1:..."); base32 (RFC 4648) in rows
+    # written before migration 0021, sealed at the next node start.
+    sa.Column("secret", sa.String(255), nullable=False),
     # The last RFC 6238 time step accepted: a code of that step or earlier is a replay.
     sa.Column("last_step", sa.BigInteger, nullable=False, default=0),
 )
@@ -70,7 +71,7 @@ totp_enrolments = sa.Table(
     "totp_enrolments",
     metadata,
     account_id_column(primary_key=True),
-    sa.Column("secret", sa.String(64), nullable=False),
+    sa.Column("secret", sa.String(255), nullable=False),  # sealed, as totp_factors.secret
     sa.Column("created_at", Timestamp, nullable=False),
 )
 

@@ -387,3 +387,147 @@ def test_patches() -> None:
         jscalendar.apply_patch(base, {"c/x": 1}, "p")
     with pytest.raises(JSCalendarError):
         jscalendar.apply_patch(base, {"/a": 1}, "p")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+VALUES = {
+    "start": st.sampled_from(["2026-01-01T10:00:00", "2026-13-01T10:00:00"]) | JSON,
+    "duration": st.sampled_from(["PT1H", "P1W", "PT", "P"]) | JSON,
+    "timeZone": st.sampled_from(["Europe/Paris", "Etc/UTC", "../etc"]) | JSON,
+    "participants": st.dictionaries(
+        st.sampled_from(["p", "q", "bad id"]),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "email": st.sampled_from(["a@b.example", "x"]) | JSON,
+                "sendTo": st.fixed_dictionaries(
+                    {"imip": st.sampled_from(["mailto:a@b.example"]) | JSON}
+                )
+                | JSON,
+                "roles": st.sampled_from([{"owner": True}, {"attendee": True}]) | JSON,
+                "participationStatus": st.sampled_from(["accepted"]) | JSON,
+                "kind": JSON,
+                "name": JSON,
+                "expectReply": JSON,
+            },
+        ),
+        max_size=2,
+    )
+    | JSON,
+    "alerts": st.dictionaries(
+        st.sampled_from(["a", "b"]),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "trigger": st.fixed_dictionaries(
+                    {"@type": st.sampled_from(["OffsetTrigger", "AbsoluteTrigger"])},
+                    optional={
+                        "offset": st.sampled_from(["-PT5M"]) | JSON,
+                        "when": JSON,
+                        "relativeTo": JSON,
+                    },
+                )
+                | JSON,
+                "action": JSON,
+                "acknowledged": JSON,
+            },
+        ),
+        max_size=2,
+    )
+    | JSON,
+    "recurrenceRules": st.lists(
+        st.fixed_dictionaries(
+            {"frequency": st.sampled_from(["daily", "weekly"]) | JSON},
+            optional={
+                "count": JSON,
+                "until": st.sampled_from(["2026-03-01T00:00:00"]) | JSON,
+                "byDay": st.lists(
+                    st.fixed_dictionaries(
+                        {"day": st.sampled_from(["mo"]) | JSON}, optional={"nthOfPeriod": JSON}
+                    )
+                    | JSON,
+                    max_size=2,
+                ),
+                "byMonth": JSON,
+                "byMonthDay": JSON,
+                "interval": JSON,
+            },
+        )
+        | JSON,
+        max_size=2,
+    )
+    | JSON,
+    "recurrenceOverrides": st.dictionaries(
+        st.sampled_from(["2026-01-08T10:00:00", "nope"]),
+        st.dictionaries(
+            st.sampled_from(["excluded", "title", "start", "duration", "participants/p", "a/b"]),
+            JSON,
+            max_size=3,
+        )
+        | JSON,
+        max_size=2,
+    )
+    | JSON,
+    "locations": st.dictionaries(
+        st.sampled_from(["1", "x y"]), st.dictionaries(st.sampled_from(["name", "@type"]), JSON)
+    )
+    | JSON,
+    "keywords": JSON,
+    "title": JSON,
+    "showWithoutTime": JSON,
+    "status": JSON,
+    "priority": JSON,
+    "created": JSON,
+}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.fixed_dictionaries({"uid": st.sampled_from(["u"]) | JSON}, optional=VALUES))
+def test_any_json_is_written_or_refused_precisely(event: dict[str, Any]) -> None:
+    """Whatever a client sends: an iCalendar object the store accepts, or a
+    JSCalendarError naming a property (never another exception: that would be a
+    serverFail)."""
+    try:
+        written = jscalendar.to_icalendar(event)
+    except JSCalendarError as exc:
+        assert exc.path.split("/")[0] in {*event, "start"}
+        return
+    calendar_rules.parse(written.to_ical().decode("utf-8"))
+    jscalendar.to_jscalendar(icalendar.Calendar.from_ical(written.to_ical()))
+
+
+def _pointers(value: Any, prefix: str = "") -> list[str]:
+    found = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            path = f"{prefix}{key}"
+            found.append(path)
+            found.extend(_pointers(inner, path + "/"))
+    return found
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events(), st.data())
+def test_one_bad_value_in_a_good_event_is_refused_precisely(
+    event: dict[str, Any], data: st.DataObject
+) -> None:
+    """A valid Event with any one member (at any depth) replaced by any JSON value."""
+    pointers = [
+        p for p in _pointers(event) if "/" in p and p.split("/")[0] != "recurrenceOverrides"
+    ]
+    pointers += [p for p in event if p != "@type"]
+    pointer = data.draw(st.sampled_from(sorted(pointers)))
+    changed = jscalendar.apply_patch(event, {pointer: data.draw(JSON)}, "")
+    try:
+        written = jscalendar.to_icalendar(changed)
+    except JSCalendarError as exc:
+        assert exc.path.split("/")[0] in changed or exc.path == "start"
+        return
+    calendar_rules.parse(written.to_ical().decode("utf-8"))
+    jscalendar.to_jscalendar(icalendar.Calendar.from_ical(written.to_ical()))

@@ -727,7 +727,8 @@ def _check_participants(participants: object) -> None:
             raise JSCalendarError(f"{path}/participationStatus", "unknown participationStatus")
         if not isinstance(person.get("expectReply", False), bool):
             raise JSCalendarError(f"{path}/expectReply", "expectReply must be a boolean")
-        if person.get("kind") is not None and person["kind"] not in KINDS:
+        kind = person.get("kind")
+        if kind is not None and (not isinstance(kind, str) or kind not in KINDS):
             raise JSCalendarError(f"{path}/kind", "unknown participant kind")
         if not isinstance(person.get("name", ""), str):
             raise JSCalendarError(f"{path}/name", "name must be a string")

@@ -222,32 +222,54 @@ def first_by_received(
     collapse: bool,
 ) -> list[int]:
     """The first ``wanted`` email ids in receivedAt order (ties: newest id first), one per
-    thread when ``collapse``: read as a stream and stopped early, so the first page of a
-    100,000-message mailbox does not load the mailbox."""
+    thread when ``collapse``, so the first page of a 100,000-message mailbox does not load
+    the mailbox.
+
+    With ``collapse`` the rows are read in pages with LIMIT, each page starting after the
+    last row of the one before (keyset), twice as large each time: a plain LIMIT query is
+    planned for a few rows (an index walk) on both backends, where one streamed query
+    (a server-side cursor on PostgreSQL) cost 17-40 ms on 100,000 messages against
+    1-7 ms, for the same first 50 threads."""
+    if wanted <= 0:
+        return []
     e, mm = schema.emails, schema.mailbox_messages
-    query = sa.select(e.c.id, e.c.thread_id).where(e.c.account_id == account_id)
+    query = sa.select(e.c.id, e.c.thread_id, e.c.received_at).where(e.c.account_id == account_id)
     if mailbox_id is not None:
         query = query.join(mm, mm.c.email_id == e.c.id).where(mm.c.mailbox_id == mailbox_id)
     order = e.c.received_at.asc() if ascending else e.c.received_at.desc()
     query = query.order_by(order, e.c.id.desc())
     if not collapse:
-        return [int(i) for i in conn.execute(query.limit(wanted)).scalars()] if wanted else []
+        return [int(row[0]) for row in conn.execute(query.limit(wanted))]
     found: list[int] = []
     threads: set[int] = set()
-    if wanted == 0:
-        return found
-    result = conn.execution_options(yield_per=500).execute(query)
-    try:
-        for email_id, thread_id in result:
+    batch = max(2 * wanted, 100)
+    after: tuple[int, int] | None = None
+    while True:
+        page = query
+        if after is not None:
+            received, last_id = after
+            if ascending:
+                page = page.where(
+                    e.c.received_at >= received,
+                    sa.or_(e.c.received_at > received, e.c.id < last_id),
+                )
+            else:
+                page = page.where(
+                    e.c.received_at <= received,
+                    sa.or_(e.c.received_at < received, e.c.id < last_id),
+                )
+        rows = conn.execute(page.limit(batch)).all()
+        for email_id, thread_id, _received in rows:
             if thread_id in threads:
                 continue
             threads.add(thread_id)
             found.append(int(email_id))
             if len(found) >= wanted:
-                break
-    finally:
-        result.close()
-    return found
+                return found
+        if len(rows) < batch:
+            return found
+        after = (int(rows[-1][2]), int(rows[-1][0]))
+        batch = min(batch * 2, 10_000)
 
 
 def count_emails(

@@ -7,7 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from tests.groupware.test_jscalendar import JSON
 from tests.jmap.conftest import JmapClient, JmapNode
 
 CALENDARS = "urn:ietf:params:jmap:calendars"
@@ -510,3 +513,55 @@ def test_changes_leave_out_other_accounts(node: JmapNode, client: JmapClient) ->
 def test_bad_event_ids_are_not_found(client: JmapClient, bad: str) -> None:
     result = call(client, "CalendarEvent/get", {"ids": [bad]})
     assert result["notFound"] == [bad] and result["list"] == []
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    create=st.dictionaries(st.sampled_from(list(MEETING)), JSON, max_size=3),
+    patch=st.dictionaries(
+        st.sampled_from(
+            [
+                "title",
+                "start",
+                "participants/x",
+                "alerts/a1/trigger",
+                "recurrenceRules",
+                "a/b/c",
+                "",
+            ]
+        ),
+        JSON,
+        max_size=2,
+    ),
+    calendar=st.dictionaries(
+        st.sampled_from(["name", "color", "sortOrder", "timeZone", "isVisible"]), JSON, max_size=2
+    ),
+)
+def test_any_json_gets_a_set_error_never_a_server_failure(
+    client: JmapClient, create: dict[str, Any], patch: dict[str, Any], calendar: dict[str, Any]
+) -> None:
+    existing, _ = create_event(client, {"start": "2026-01-01T10:00:00"})
+    result = call(
+        client,
+        "CalendarEvent/set",
+        {
+            "create": {"n": {**MEETING, "uid": f"fuzz-{existing}", **create}},
+            "update": {existing: patch},
+        },
+    )
+    outcome = [*(result["created"] or {}), *(result["notCreated"] or {})]
+    assert outcome == ["n"]
+    assert existing in {**(result["updated"] or {}), **(result["notUpdated"] or {})}
+    for refusal in [*(result["notCreated"] or {}).values(), *(result["notUpdated"] or {}).values()]:
+        assert refusal["type"] in ("invalidProperties", "invalidPatch", "alreadyExists"), refusal
+    answer = call(
+        client,
+        "Calendar/set",
+        {"create": {"c": calendar}, "update": {default_calendar(client): calendar}},
+    )
+    for refusal in [*(answer["notCreated"] or {}).values(), *(answer["notUpdated"] or {}).values()]:
+        assert refusal["type"] == "invalidProperties", refusal

@@ -63,7 +63,10 @@ log = logging.getLogger(__name__)
 NOT_TYPES = frozenset({"MailboxMessage"})
 # Journal kinds whose JMAP type has another name (kind -> the types it changes). A kind
 # not listed here is its own type name ("Mailbox", "Email", "EmailDelivery"...).
-JOURNAL_TYPES: dict[str, tuple[str, ...]] = {}
+JOURNAL_TYPES: dict[str, tuple[str, ...]] = {
+    # CalDAV objects (store/groupware.py): JMAP CalendarEvent (jmap/calendars.py).
+    "CalendarObject": ("CalendarEvent",),
+}
 
 # RFC 8030 §5.2 TTL of every POST: how long a push service may hold the message for an
 # offline device. A device offline for longer resynchronises with /changes anyway.
@@ -75,6 +78,7 @@ LAST_RETRY_SECONDS = 600.0
 # Permanent refusals in a row after which a subscription is destroyed.
 MAX_REFUSALS = 5
 SWEEP_SECONDS = 60.0
+UNEXPECTED_FAILURE_PAUSE_SECONDS = 60.0
 USER_AGENT = "Hirondelle JMAP push"
 
 
@@ -227,6 +231,9 @@ async def post_json(url: str, document: dict[str, Any], *, allow_loopback: bool)
         raise PushFailed("no answer in time", permanent=False) from None
     except (OSError, ssl.SSLError) as error:
         raise PushFailed(f"cannot connect: {error}", permanent=False) from None
+    except ValueError:
+        # StreamReader.readline past its limit: not an HTTP status line.
+        raise PushFailed("not an HTTP answer", permanent=False) from None
     words = status_line.split(None, 2)
     if len(words) < 2 or not words[0].startswith(b"HTTP/1.") or not words[1].isdigit():
         raise PushFailed("not an HTTP answer", permanent=False)
@@ -387,12 +394,18 @@ class PushDispatcher:
                         target.note(change.modseq, types)
 
     async def _sweep(self) -> None:
+        """Destroy expired subscriptions: rows (also those this node has not loaded) and
+        senders."""
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
             now = now_us()
-            for target in list(self._targets.values()):
-                if target.subscription.expires_at <= now:
-                    await self._drop(target, "expired")
+            try:
+                await self.database.write(functools.partial(jmap_push.drop_expired, now=now))
+                for target in list(self._targets.values()):
+                    if target.subscription.expires_at <= now:
+                        await self._drop(target, "expired")
+            except Exception:
+                log.exception("dropping expired push subscriptions")
 
     async def _drop(self, target: _Target, why: str) -> None:
         subscription = target.subscription
@@ -410,6 +423,18 @@ class PushDispatcher:
             target.task.cancel()
 
     async def _send_loop(self, target: _Target) -> None:
+        """The subscription's sender; an unexpected failure (the store, say) is logged and
+        the sender goes on after a pause, never leaving the subscription without one."""
+        while True:
+            try:
+                await self._send_until_done(target)
+                return
+            except Exception:
+                log.exception("push subscription %s: sending failed", target.subscription.id)
+                await asyncio.sleep(UNEXPECTED_FAILURE_PAUSE_SECONDS)
+                target.wake.set()
+
+    async def _send_until_done(self, target: _Target) -> None:
         delay = FIRST_RETRY_SECONDS
         while True:
             await target.wake.wait()

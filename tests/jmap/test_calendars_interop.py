@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import time
 from typing import Any
 
 from caldav.davclient import DAVClient
@@ -354,3 +355,20 @@ def test_moving_an_event_to_another_calendar_keeps_its_id(
     )
     assert refused["notUpdated"][other_id]["type"] == "alreadyExists"
     assert refused["notUpdated"][other_id]["existingId"] == event_id
+
+
+def test_caldav_change_is_pushed_as_calendar_event(node: JmapNode, client: JmapClient) -> None:
+    from tests.jmap.test_push import events
+
+    calendar = default_dav_calendar(node)
+    state = call(client, "CalendarEvent/get", {"ids": []})["state"]
+    with events(client, "types=CalendarEvent&closeafter=no&ping=1") as stream:
+        started = time.monotonic()
+        calendar.save_event(CALDAV_EVENT)
+        event = stream.next(timeout=2.0)
+        assert event is not None and event[0] == "state"
+        assert time.monotonic() - started < 1.5
+        changed = event[1]["changed"][client.account_id]
+        assert list(changed) == ["CalendarEvent"]
+        assert int(changed["CalendarEvent"]) > int(state)
+    assert len(call(client, "CalendarEvent/changes", {"sinceState": state})["created"]) == 1

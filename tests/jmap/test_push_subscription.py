@@ -436,3 +436,43 @@ def test_internal_addresses_are_never_contacted(url: str) -> None:
         asyncio.run(post_json(url, {"@type": "StateChange"}, allow_loopback=False))
     assert failed.value.permanent
     assert "public" in str(failed.value)
+
+
+def test_sweep_destroys_expired_subscriptions(
+    node: JmapNode,
+    client: JmapClient,
+    receiver: Receiver,
+    dispatcher: PushDispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Expired rows go even when no change comes to try them (the sweep)."""
+    subscription_id = subscribe(client, receiver)
+    number = int(subscription_id[1:])
+    account_id = node.account.id  # type: ignore[union-attr]
+    node.run(dispatcher.stop())
+    monkeypatch.setattr(push_sender, "SWEEP_SECONDS", 0.05)
+    restarted = PushDispatcher(
+        database=node.services.database, bus=node.services.bus, allow_loopback=True
+    )
+    node.run(restarted.start())
+    try:
+        node.run(
+            node.services.database.write(
+                lambda ctx: jmap_push.update_subscription(
+                    ctx, account_id, number, expires_at=now_us() - 1
+                )
+            )
+        )
+        wait_for(
+            lambda: (
+                node.run(
+                    node.services.database.read(
+                        lambda conn: jmap_push.count_subscriptions(conn, account_id)
+                    )
+                )
+                == 0
+            )
+        )
+    finally:
+        node.run(restarted.stop())
+    assert receiver.posts.empty()

@@ -67,7 +67,10 @@ async def test_capa_over_tls_offers_user_and_sasl_plain(raw: RawClient) -> None:
 @protocol_level
 async def test_user_before_stls_is_refused_and_tells_to_use_stls(plain: RawClient) -> None:
     reply = await plain.command(f"USER {ADDRESS}", expect="-ERR [SYS/PERM]")
-    assert b"STLS" in reply
+    assert reply == (
+        b"-ERR [SYS/PERM] log in only after STLS (TLS is required)"
+        b" / connexion seulement apres STLS (TLS est obligatoire)\r\n"
+    )
 
 
 @protocol_level
@@ -109,13 +112,13 @@ async def test_commands_pipelined_after_stls_are_discarded(plain: RawClient, caf
 async def test_wrong_password_is_a_generic_auth_error(raw: RawClient, alice: Account) -> None:
     await raw.command(f"USER {ADDRESS}")
     reply = await raw.command("PASS wrong password", expect="-ERR [AUTH]")
-    assert reply == b"-ERR [AUTH] authentication failed\r\n"
+    assert reply == b"-ERR [AUTH] authentication failed / echec de l'authentification\r\n"
 
 
 async def test_unknown_user_gets_the_same_answer_as_a_wrong_password(raw: RawClient) -> None:
     await raw.command("USER nobody@example.test")
     assert await raw.command(f"PASS {PASSWORD}", expect="-ERR") == (
-        b"-ERR [AUTH] authentication failed\r\n"
+        b"-ERR [AUTH] authentication failed / echec de l'authentification\r\n"
     )
 
 
@@ -124,10 +127,13 @@ async def test_pop3_disabled_is_said_only_after_the_right_password(
 ) -> None:
     await make_account(services, pop3=False)
     await raw.command(f"USER {ADDRESS}")
-    await raw.command("PASS not the password", expect="-ERR [AUTH] authentication failed")
+    await raw.command("PASS not the password", expect="-ERR [AUTH] authentication failed / echec")
     await raw.command(f"USER {ADDRESS}")
     reply = await raw.command(f"PASS {PASSWORD}", expect="-ERR")
-    assert reply == b"-ERR [AUTH] POP3 is disabled for this account\r\n"
+    assert (
+        reply
+        == b"-ERR [AUTH] POP3 is disabled for this account / POP3 est desactive pour ce compte\r\n"
+    )
 
 
 async def test_new_accounts_have_pop3_off_by_default(raw: RawClient, services: Services) -> None:
@@ -142,7 +148,11 @@ async def test_three_failed_logins_close_the_session(raw: RawClient, alice: Acco
         await raw.command(f"USER {ADDRESS}")
         await raw.command("PASS nope", expect="-ERR [AUTH]")
     await raw.command(f"USER {ADDRESS}")
-    await raw.command("PASS nope", expect="-ERR [AUTH] authentication failed; closing")
+    await raw.command(
+        "PASS nope",
+        expect="-ERR [AUTH] authentication failed; closing"
+        " / echec de l'authentification ; fermeture",
+    )
     assert await raw.closed()
 
 
@@ -192,7 +202,8 @@ async def test_auth_plain_with_bad_base64_is_a_precise_error(
 
 async def test_auth_plain_wrong_password(raw: RawClient, alice: Account) -> None:
     await raw.command(
-        f"AUTH PLAIN {plain_response(password='wrong')}", expect="-ERR [AUTH] authentication failed"
+        f"AUTH PLAIN {plain_response(password='wrong')}",
+        expect="-ERR [AUTH] authentication failed / echec de l'authentification",
     )
 
 
@@ -235,7 +246,10 @@ async def test_second_session_on_one_maildrop_is_refused_in_use(
     try:
         await second.command(f"USER {ADDRESS}")
         reply = await second.command(f"PASS {PASSWORD}", expect="-ERR [IN-USE]")
-        assert b"in use" in reply
+        assert reply == (
+            b"-ERR [IN-USE] maildrop already in use by another session"
+            b" / boite aux lettres deja utilisee par une autre session\r\n"
+        )
         await raw.command("QUIT")
         assert await raw.closed()
         await second.login()

@@ -139,5 +139,6 @@ async def test_without_tls_no_login_is_possible_and_capa_says_so(
     assert b"STLS" not in lines and b"USER" not in lines
     assert lines[-2] == (
         b"-ERR [SYS/PERM] log in only over TLS, which is not configured on this server"
+        b" / connexion seulement par TLS, qui n'est pas configure sur ce serveur"
     )
     assert lines[-1] == b"-ERR [SYS/PERM] STLS is not available on this server"

@@ -376,7 +376,10 @@ async def quick_client(port: int, cafile: Path, *, receive_buffer: int = 0) -> R
 async def test_idle_session_is_logged_out(quick_listener: int, cafile: Path) -> None:
     client = await quick_client(quick_listener, cafile)
     try:
-        assert await client.line() == b"-ERR autologout: idle for too long\r\n"
+        assert await client.line() == (
+            b"-ERR autologout: idle for too long / deconnexion automatique : inactif trop"
+            b" longtemps\r\n"
+        )
         assert await client.closed()
     finally:
         await client.close()

@@ -103,6 +103,20 @@ def refusal(refused: Refused) -> bytes:
     return proto.err(refused.message, code=REFUSAL_CODES.get(refused.reason))
 
 
+def both(english: str, french: str) -> str:
+    """A reply text a person may read (a login refusal shown by the mail client), in
+    English and French like IMAP's. French without accents: POP3 replies stay US-ASCII
+    (RFC 1939 §3; UTF-8 only after RFC 6856's UTF8 command, not offered). The response
+    code in brackets stays first (RFC 2449 §8, RFC 3206)."""
+    return f"{english} / {french}"
+
+
+AUTHENTICATION_FAILED = both("authentication failed", "echec de l'authentification")
+AUTOLOGOUT = both(
+    "autologout: idle for too long", "deconnexion automatique : inactif trop longtemps"
+)
+
+
 class CloseSession(Exception):
     """End the session after what was written."""
 
@@ -175,7 +189,7 @@ class Session:
                 line = await self.transport.read_line(proto.MAX_SASL_LINE)
         except TimeoutError:
             # RFC 1939 §3: autologout, without entering the UPDATE state.
-            self.transport.write(proto.err("autologout: idle for too long"))
+            self.transport.write(proto.err(AUTOLOGOUT))
             return False
         except LineTooLong:
             await self._error(f"line too long ({proto.MAX_COMMAND_LINE} octets at most)")
@@ -212,7 +226,13 @@ class Session:
                 type(parsed).__name__,
             )
             self.transport.write(
-                proto.err(f"internal error, reference {reference}", code="SYS/TEMP")
+                proto.err(
+                    both(
+                        f"internal error, reference {reference}",
+                        f"erreur interne, reference {reference}",
+                    ),
+                    code="SYS/TEMP",
+                )
             )
         await self.drain()
         return self.state is not State.UPDATE
@@ -246,10 +266,20 @@ class Session:
         if self.transport.tls_active:
             return None
         if self.transport.tls_available:
-            return proto.err("log in only after STLS (TLS is required)", code="SYS/PERM")
+            return proto.err(
+                both(
+                    "log in only after STLS (TLS is required)",
+                    "connexion seulement apres STLS (TLS est obligatoire)",
+                ),
+                code="SYS/PERM",
+            )
         # No certificate could be loaded: the node runs no pop3s listener either.
         return proto.err(
-            "log in only over TLS, which is not configured on this server", code="SYS/PERM"
+            both(
+                "log in only over TLS, which is not configured on this server",
+                "connexion seulement par TLS, qui n'est pas configure sur ce serveur",
+            ),
+            code="SYS/PERM",
         )
 
     def capabilities(self) -> list[str]:
@@ -279,7 +309,10 @@ class Session:
             # RFC 3206 §4: SYS/TEMP, a passing condition; the client may retry later.
             self.write(
                 proto.err(
-                    f"too many failed logins, try again in {result.retry_after} seconds",
+                    both(
+                        f"too many failed logins, try again in {result.retry_after} seconds",
+                        f"trop d'echecs de connexion, reessayez dans {result.retry_after} secondes",
+                    ),
                     code="SYS/TEMP",
                 )
             )
@@ -305,19 +338,40 @@ class Session:
             )
             return
         if result.outcome is Outcome.PROTOCOL_DISABLED:
-            self.write(proto.err("POP3 is disabled for this account", code="AUTH"))
+            self.write(
+                proto.err(
+                    both("POP3 is disabled for this account", "POP3 est desactive pour ce compte"),
+                    code="AUTH",
+                )
+            )
             return
         if not result.ok or result.account is None:
             self.failed_logins += 1
             if self.failed_logins >= MAX_FAILED_LOGINS:
-                self.write(proto.err("authentication failed; closing", code="AUTH"))
+                self.write(
+                    proto.err(
+                        both(
+                            "authentication failed; closing",
+                            "echec de l'authentification ; fermeture",
+                        ),
+                        code="AUTH",
+                    )
+                )
                 raise CloseSession
-            self.write(proto.err("authentication failed", code="AUTH"))
+            self.write(proto.err(AUTHENTICATION_FAILED, code="AUTH"))
             return
         account_id = result.account.id
         # RFC 1939 §4 / RFC 2449 §8.1.2: one session per maildrop.
         if not self.shared.locks.acquire(account_id):
-            self.write(proto.err("maildrop already in use by another session", code="IN-USE"))
+            self.write(
+                proto.err(
+                    both(
+                        "maildrop already in use by another session",
+                        "boite aux lettres deja utilisee par une autre session",
+                    ),
+                    code="IN-USE",
+                )
+            )
             return
         try:
             snapshot = await self.services.database.read(
@@ -328,7 +382,12 @@ class Session:
             raise
         if snapshot is None:
             self.shared.locks.release(account_id)
-            self.write(proto.err("this account has no inbox", code="SYS/PERM"))
+            self.write(
+                proto.err(
+                    both("this account has no inbox", "ce compte n'a pas de boite de reception"),
+                    code="SYS/PERM",
+                )
+            )
             return
         self.maildrop = Maildrop(account_id, snapshot, self.services.blobs, self.shared.sizes)
         self.state = State.TRANSACTION
@@ -371,7 +430,13 @@ async def quit_(session: Session, _command: proto.Quit) -> None:
         reference = uuid.uuid4().hex[:12]
         log.exception("pop3 update failed %s (account %s)", reference, maildrop.account_id)
         session.write(
-            proto.err(f"some deleted messages not removed, reference {reference}", code="SYS/TEMP")
+            proto.err(
+                both(
+                    f"some deleted messages not removed, reference {reference}",
+                    f"des messages effaces n'ont pas ete supprimes, reference {reference}",
+                ),
+                code="SYS/TEMP",
+            )
         )
         raise CloseSession from None
     # Messages another session expunged meanwhile are gone too, but not counted here.
@@ -457,7 +522,7 @@ async def auth(session: Session, command_: proto.Auth) -> None:
             async with asyncio.timeout(session.idle_timeout):
                 line = await session.transport.read_line(proto.MAX_SASL_LINE)
         except TimeoutError:
-            session.write(proto.err("autologout: idle for too long"))
+            session.write(proto.err(AUTOLOGOUT))
             raise CloseSession from None
         except LineTooLong:
             session.write(proto.err("authentication response too long"))
@@ -475,7 +540,7 @@ async def auth(session: Session, command_: proto.Auth) -> None:
         return
     if credentials.authzid and credentials.authzid != credentials.authcid:
         # Acting as another user is not supported: the same answer as a wrong password.
-        session.write(proto.err("authentication failed", code="AUTH"))
+        session.write(proto.err(AUTHENTICATION_FAILED, code="AUTH"))
         return
     await session.login(credentials.authcid, credentials.password)
 
@@ -578,7 +643,12 @@ async def _send_message(session: Session, number: int, *, body_lines: int | None
     except NoSuchMessage as error:
         session.write(proto.err(error.message))
         return
-    gone = proto.err("message was removed by another session")
+    gone = proto.err(
+        both(
+            "message was removed by another session",
+            "le message a ete supprime par une autre session",
+        )
+    )
     present = await session.services.database.read(
         lambda conn: store_maildrop.contains(conn, maildrop.mailbox_id, message.uid)
     )

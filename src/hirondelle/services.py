@@ -17,6 +17,7 @@ from hirondelle.identity.authentication import Authenticator
 from hirondelle.identity.ldap import directory_from_settings
 from hirondelle.identity.password_reset import PasswordResetService
 from hirondelle.identity.second_factor import RelyingParty, SecondFactorService
+from hirondelle.identity.secret_box import SecretBox
 from hirondelle.identity.web_sessions import WebSessionService
 from hirondelle.mail.delivery import MailService
 from hirondelle.mail.dkim import DkimService
@@ -59,7 +60,11 @@ class Services:
 
     def __post_init__(self) -> None:
         web_url = self.settings.server.web_url()
-        self.second_factors = SecondFactorService(self.database, RelyingParty.from_url(web_url))
+        self.second_factors = SecondFactorService(
+            self.database,
+            RelyingParty.from_url(web_url),
+            secret_box=SecretBox(self.settings.secret_key_path()),
+        )
         self.web_sessions = WebSessionService(
             self.database, self.authenticator, self.second_factors
         )

@@ -15,8 +15,10 @@ one-time recovery codes (DESIGN.md "Identity and security", issue 6 item 4).
 - Recovery codes: ten, shown once when the first second factor is set, each usable once;
   79 random bits each, so their SHA-256 is all that is stored.
 
-The TOTP secret is stored as it is (base32), not encrypted: see docs/security.md
-"Second factors" for why, and it is never logged. The relying party (WebAuthn's RP ID
+The TOTP secret is stored sealed with AES-256-GCM under a key kept outside the database
+(:mod:`hirondelle.identity.secret_box`; docs/security.md "Second factors"), and it is
+never logged. A secret that does not open (another key file, an altered row) makes the
+code fail, not the request; the log says why. The relying party (WebAuthn's RP ID
 and origin) comes from ``[server] public_url``, or ``https://[server] hostname``; it is
 never taken from the request's Host header.
 """
@@ -52,6 +54,7 @@ from webauthn.helpers.structs import (
 
 from hirondelle.errors import Reason, Refused
 from hirondelle.identity.app_passwords import generate as generate_readable_code
+from hirondelle.identity.secret_box import SealedSecretError, SecretBox, SecretKeyError
 from hirondelle.store import web_sessions as store
 from hirondelle.store.database import Database, WriteContext, now_us
 from hirondelle.store.directory import Account
@@ -59,6 +62,8 @@ from hirondelle.store.directory import Account
 log = logging.getLogger(__name__)
 
 ISSUER = "Hirondelle"
+# What sealed TOTP secrets are bound to (with the account id): secret_box's associated data.
+TOTP_PURPOSE = "totp"
 TOTP_STEP_SECONDS = 30
 TOTP_WINDOW = 1  # steps accepted either side of now
 # An enrolment not confirmed within this long must be started again.
@@ -142,10 +147,12 @@ class SecondFactorService:
         database: Database,
         relying_party: RelyingParty,
         *,
+        secret_box: SecretBox,
         clock: Any = time.time,
     ) -> None:
         self.database = database
         self.relying_party = relying_party
+        self.secret_box = secret_box
         self.clock = clock
 
     # -- listing and removal ---------------------------------------------------------------
@@ -196,8 +203,9 @@ class SecondFactorService:
                 "d'authentification est déjà configurée : supprimez-la d'abord",
             )
         secret = pyotp.random_base32()
+        sealed = await self.secret_box.seal(secret, purpose=TOTP_PURPOSE, owner=account.id)
         at = now_us()
-        await self.database.write(lambda ctx: store.put_totp_enrolment(ctx, account.id, secret, at))
+        await self.database.write(lambda ctx: store.put_totp_enrolment(ctx, account.id, sealed, at))
         uri = pyotp.TOTP(secret).provisioning_uri(name=account.address, issuer_name=ISSUER)
         svg = segno.make(uri, error="m").svg_inline(scale=4)
         return TotpEnrolment(secret=secret, otpauth_uri=uri, qr_svg=svg)
@@ -207,9 +215,10 @@ class SecondFactorService:
         (new ones, replacing any earlier set), shown once."""
         now = self.clock()
         since = now_us() - ENROLMENT_SECONDS * 1_000_000
-        secret = await self.database.read(
+        stored = await self.database.read(
             lambda conn: store.get_totp_enrolment(conn, account.id, since)
         )
+        secret = await self._open(stored, account.id) if stored is not None else None
         if secret is None:
             raise Refused(
                 Reason.NOT_FOUND,
@@ -220,13 +229,14 @@ class SecondFactorService:
         if step is None:
             raise Refused(Reason.INVALID, "wrong code / code incorrect")
         codes = [generate_readable_code() for _ in range(RECOVERY_CODES)]
+        sealed = await self.secret_box.seal(secret, purpose=TOTP_PURPOSE, owner=account.id)
         at = now_us()
 
         def write(ctx: WriteContext) -> None:
             if store.has_totp(ctx.conn, account.id):
                 raise Refused(Reason.ALREADY_EXISTS, "an authenticator app is already set")
             factor_id = store.insert_factor(ctx, account.id, "totp", at)
-            store.insert_totp(ctx, factor_id, secret, step)
+            store.insert_totp(ctx, factor_id, sealed, step)
             store.delete_totp_enrolment(ctx, account.id)
             store.replace_recovery_codes(ctx, account.id, [hash_code(c) for c in codes], at)
 
@@ -237,11 +247,23 @@ class SecondFactorService:
         found = await self.database.read(lambda conn: store.get_totp(conn, account_id))
         if found is None:
             return False
-        factor_id, secret, _last = found
+        factor_id, stored, _last = found
+        secret = await self._open(stored, account_id)
+        if secret is None:
+            return False
         step = totp_code_step(secret, code, self.clock())
         if step is None:
             return False
         return await self.database.write(lambda ctx: store.advance_totp_step(ctx, factor_id, step))
+
+    async def _open(self, stored: str, account_id: int) -> str | None:
+        """The TOTP secret in a stored value; None (logged) when it does not open, so
+        that the user can still sign in with a recovery code or a security key."""
+        try:
+            return await self.secret_box.open(stored, purpose=TOTP_PURPOSE, owner=account_id)
+        except (SealedSecretError, SecretKeyError) as error:
+            log.error("the TOTP secret of account %d cannot be read: %s", account_id, error)
+            return None
 
     # -- recovery codes -------------------------------------------------------------------------
 

@@ -37,11 +37,15 @@ def big_message(encoded_size: int) -> tuple[bytes, int, int]:
     return raw, body_start, body_start + len(body)
 
 
+# The bounds below are CPU time of this process (not wall time, which another process's load
+# stretches): they catch a parser gone quadratic, not a slow machine.
+
+
 def test_fifty_megabyte_attachment_parses_fast_with_exact_offsets() -> None:
     raw, body_start, body_end = big_message(50 * 1024 * 1024)
-    started = time.perf_counter()
+    started = time.process_time()
     message = parse_message(raw)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert elapsed < 2.0, f"parsing took {elapsed:.2f}s"
     assert message.size == len(raw)
     attachment = next(part for part in message.parts if part.section == "2")
@@ -62,9 +66,9 @@ def test_fifty_megabyte_attachment_parses_fast_with_exact_offsets() -> None:
 def test_fifty_megabyte_plain_text_body_is_capped_for_search() -> None:
     line = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod\r\n"
     raw = b"Subject: long\r\n\r\n" + line * (50 * 1024 * 1024 // len(line))
-    started = time.perf_counter()
+    started = time.process_time()
     message = parse_message(raw)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
     assert len(message.search_text) <= 2 * 1024 * 1024
     assert message.preview.startswith("lorem ipsum")
     assert len(message.preview) <= 256
@@ -73,9 +77,9 @@ def test_fifty_megabyte_plain_text_body_is_capped_for_search() -> None:
 def test_part_count_is_bounded_and_the_rest_is_one_opaque_part() -> None:
     parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(MAX_PARTS + 50))
     raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n"
-    started = time.perf_counter()
+    started = time.process_time()
     message = parse_message(raw)
-    assert time.perf_counter() - started < 5.0
+    assert time.process_time() - started < 5.0
     assert len(message.parts) <= MAX_PARTS + 2
     last = message.parts[-1]
     assert last.content_type == "application/octet-stream"

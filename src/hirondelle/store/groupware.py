@@ -1045,16 +1045,16 @@ def snapshot(
 # -- JMAP (ContactCard, CalendarEvent): objects named by id -------------------------------
 
 
-def find_uid_in_account(conn: Connection, account_id: int, uid: str, component: str) -> int | None:
-    """The id of a resource of the account with ``uid`` and ``component`` in any
-    collection (RFC 9610 §3: one ContactCard per uid in an account), or None."""
+def find_uid_in_account(conn: Connection, account_id: int, uid: str, kind: str) -> int | None:
+    """The id of a resource with ``uid`` in any of the account's collections of ``kind``
+    (RFC 9610 §3: one ContactCard per uid in an account), or None. One probe of the
+    (collection, uid) unique index per collection, not a scan of the account."""
+    collections = sa.select(dav_collections.c.id).where(
+        dav_collections.c.account_id == account_id, dav_collections.c.kind == kind
+    )
     return conn.execute(
         sa.select(dav_resources.c.id)
-        .where(
-            dav_resources.c.account_id == account_id,
-            dav_resources.c.uid == uid,
-            dav_resources.c.component == component,
-        )
+        .where(dav_resources.c.collection_id.in_(collections), dav_resources.c.uid == uid)
         .limit(1)
     ).scalar_one_or_none()
 
@@ -1118,3 +1118,16 @@ def all_resources_of_kind(conn: Connection, account_id: int, kind: str) -> list[
         .order_by(r.c.id)
     ).all()
     return [Resource(_info(row), str(row.data)) for row in rows]
+
+
+def resource_infos_of_kind(conn: Connection, account_id: int, kind: str) -> list[ResourceInfo]:
+    """The same list without the content: a caller that keeps parsed content by ETag
+    then reads only the resources it has not seen (:func:`get_resources_by_id`)."""
+    r = dav_resources
+    rows = conn.execute(
+        sa.select(*_INFO_COLUMNS)
+        .join(dav_collections, dav_collections.c.id == r.c.collection_id)
+        .where(r.c.account_id == account_id, dav_collections.c.kind == kind)
+        .order_by(r.c.id)
+    ).all()
+    return [_info(row) for row in rows]

@@ -588,6 +588,10 @@ def test_query_filters(client: JmapClient, people: dict[str, str]) -> None:
     assert query(client, filter={"organization": "hirondelle"}) == [p["bob"]]
     assert query(client, filter={"note": "cousine"}) == [p["chloe"]]
     assert sorted(query(client, filter={"text": "bob"})) == sorted([p["bob"], p["chloe"]])
+    # text looks at what people wrote, not at kinds and contexts.
+    assert query(client, filter={"text": "given"}) == []
+    assert query(client, filter={"text": "individual"}) == []
+    assert query(client, filter={"text": "hirondelle sa"}) == [p["bob"]]
     assert query(client, filter={"kind": "org"}) == [p["acme"]]
     assert query(client, filter={"createdBefore": "2021-01-01T00:00:00Z"}) == [p["ana"]]
     after = query(client, filter={"createdAfter": "2021-01-01T00:00:00Z"})

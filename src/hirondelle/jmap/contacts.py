@@ -31,6 +31,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -92,6 +93,17 @@ FILTER_CONDITIONS = (
     "name/given",
     "name/surname",
     "name/surname2",
+    "nickname",
+    "organization",
+    "email",
+    "phone",
+    "onlineService",
+    "address",
+    "note",
+)
+# The conditions whose fields ``text`` covers too.
+TEXT_CONDITIONS = (
+    "name",
     "nickname",
     "organization",
     "email",
@@ -338,59 +350,96 @@ async def addressbook_set(call: Call) -> dict[str, Any]:
 # -- cards ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    card: dict[str, Any]
+    # Every string of the card, case-folded, one per line: what ``text`` searches.
+    text: str
+
+
 class _CardCache:
     """Parsed cards by (resource id, ETag): /get and /query of an unchanged address book
-    do not parse its vCards again."""
+    neither read nor parse its vCards again (only the ids and ETags are read)."""
 
-    def __init__(self, size: int = 20_000) -> None:
+    def __init__(self, size: int = 50_000) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[int, str], dict[str, Any]] = OrderedDict()
+        self._items: OrderedDict[tuple[int, str], _Parsed] = OrderedDict()
         # Conversions run on executor threads at once.
         self._lock = threading.Lock()
 
-    def card(self, resource: Resource) -> dict[str, Any]:
-        key = (resource.info.id, resource.etag)
+    def lookup(self, resource_id: int, etag: str) -> _Parsed | None:
         with self._lock:
-            found = self._items.get(key)
+            found = self._items.get((resource_id, etag))
             if found is not None:
-                self._items.move_to_end(key)
-                return found
-        found = jscontact.read(resource.data)
+                self._items.move_to_end((resource_id, etag))
+            return found
+
+    def parse(self, resource: Resource) -> _Parsed:
+        found = self.lookup(resource.info.id, resource.etag)
+        if found is not None:
+            return found
+        card = jscontact.read(resource.data)
+        parsed = _Parsed(card, "\n".join(s.casefold() for s in _searched_text(card)))
         with self._lock:
-            self._items[key] = found
+            self._items[(resource.info.id, resource.etag)] = parsed
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
-        return found
+        return parsed
 
 
 _cache = _CardCache()
 
+Entry = tuple[store.ResourceInfo, _Parsed]
 
-def card_json(resource: Resource) -> dict[str, Any]:
+
+def card_json(info: store.ResourceInfo, parsed: _Parsed) -> dict[str, Any]:
     """The ContactCard of one stored vCard (RFC 9610 §3)."""
     return {
-        "id": encode_card(resource.info.id),
-        "addressBookIds": {encode_book(resource.info.collection_id): True},
-        **_cache.card(resource),
+        "id": encode_card(info.id),
+        "addressBookIds": {encode_book(info.collection_id): True},
+        **parsed.card,
     }
 
 
-def _cards_json(resources: Sequence[Resource]) -> list[dict[str, Any]]:
-    return [card_json(r) for r in resources]
+def _parse_all(resources: Sequence[Resource]) -> list[Entry]:
+    return [(r.info, _cache.parse(r)) for r in resources]
 
 
-async def _convert(resources: Sequence[Resource]) -> list[dict[str, Any]]:
+async def _parsed(resources: Sequence[Resource]) -> list[Entry]:
     """Parsing is CPU work: off the event loop."""
+    if all(_cache.lookup(r.info.id, r.etag) is not None for r in resources):
+        return _parse_all(resources)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, _cards_json, resources)
+    return await loop.run_in_executor(None, _parse_all, resources)
 
 
-async def _all_cards(call: Call) -> tuple[int, list[Resource]]:
-    def read(conn: Connection) -> tuple[int, list[Resource]]:
+async def _all_cards(call: Call) -> tuple[int, list[Entry]]:
+    """(modseq, every card of the account by id): the ids and ETags are read at one
+    modseq; only cards missing from the cache are read and parsed."""
+
+    def read(conn: Connection) -> tuple[int, list[store.ResourceInfo]]:
         modseq = journal.account_modseq(conn, call.account_id)[0]
-        return modseq, store.all_resources_of_kind(conn, call.account_id, ADDRESSBOOK)
+        return modseq, store.resource_infos_of_kind(conn, call.account_id, ADDRESSBOOK)
 
-    return await call.services.database.read(read)
+    modseq, infos = await call.services.database.read(read)
+    found: dict[int, Entry] = {}
+    missing: list[int] = []
+    for info in infos:
+        parsed = _cache.lookup(info.id, info.etag)
+        if parsed is None:
+            missing.append(info.id)
+        else:
+            found[info.id] = (info, parsed)
+    for at in range(0, len(missing), 500):
+        chunk = missing[at : at + 500]
+        resources = await call.services.database.read(
+            lambda conn, chunk=chunk: store.get_resources_by_id(conn, call.account_id, chunk)  # type: ignore[misc]
+        )
+        # A card changed since the listing comes newer than the state: harmless, the
+        # next /changes names it again.
+        for info, parsed in await _parsed(resources):
+            found[info.id] = (info, parsed)
+    return modseq, [found[i.id] for i in infos if i.id in found]
 
 
 @method("ContactCard/get", capability=CONTACTS)
@@ -398,7 +447,7 @@ async def card_get(call: Call) -> dict[str, Any]:
     """RFC 9610 §3.1."""
     args = get_args(call, properties=CARD_PROPERTIES)
     if args.ids is None:
-        modseq, resources = await _all_cards(call)
+        modseq, entries = await _all_cards(call)
         not_found = list(args.unresolved)
     else:
         numbers = [n for n in (decode_card(i) for i in args.ids) if n is not None]
@@ -411,7 +460,8 @@ async def card_get(call: Call) -> dict[str, Any]:
         modseq, resources = await call.services.database.read(read)
         present = {encode_card(r.info.id) for r in resources}
         not_found = [i for i in args.ids if i not in present] + args.unresolved
-    cards = await _convert(resources)
+        entries = await _parsed(resources)
+    cards = [card_json(info, parsed) for info, parsed in entries]
     if args.ids is not None:
         by_id = {c["id"]: c for c in cards}
         cards = [by_id[i] for i in args.ids if i in by_id]
@@ -508,7 +558,7 @@ async def card_set(call: Call) -> dict[str, Any]:
         uid = card.get("uid") or f"urn:uuid:{uuid.uuid4()}"
         card["uid"] = uid
         conn = sctx.ctx.conn
-        holder = store.find_uid_in_account(conn, sctx.account_id, uid, "VCARD")
+        holder = store.find_uid_in_account(conn, sctx.account_id, uid, ADDRESSBOOK)
         if holder is not None:
             raise SetError(
                 "alreadyExists", "a card with this uid exists", existingId=encode_card(holder)
@@ -601,15 +651,12 @@ def _contains(haystack: object, needle: str) -> bool:
     return isinstance(haystack, str) and needle.casefold() in haystack.casefold()
 
 
-def _strings(value: object) -> list[str]:
-    """Every string inside a JSON value (for ``text``)."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
+def _searched_text(card: dict[str, Any]) -> list[str]:
+    """What the ``text`` condition looks in: every text the user wrote (names,
+    nicknames, organizations, titles, emails, phones, online services, addresses,
+    notes), not the kinds and contexts."""
+    found = [s for key in TEXT_CONDITIONS for s in _text_fields(card, key)]
+    return found + _entries(card, "titles", ["name"])
 
 
 def _components(card: dict[str, Any], kind: str | None) -> list[str]:
@@ -662,24 +709,27 @@ def _text_fields(card: dict[str, Any], key: str) -> list[str]:
         return _entries(card, "addresses", ["full"])
     if key == "note":
         return _entries(card, "notes", ["note"])
-    if key == "text":
-        return _strings({k: v for k, v in card.items() if k not in ("id", "addressBookIds")})
     raise AssertionError(key)
 
 
-def _matches(card: dict[str, Any], tree: Any) -> bool:
+def _matches(entry: Entry, tree: Any) -> bool:
     if tree is None:
         return True
     if isinstance(tree, FilterOperator):
-        results = (_matches(card, c) for c in tree.conditions)
+        results = (_matches(entry, c) for c in tree.conditions)
         if tree.operator == "AND":
             return all(results)
         if tree.operator == "OR":
             return any(results)
         return not any(results)
+    info, parsed = entry
+    card = parsed.card
     for key, value in tree.items():
         if key == "inAddressBook":
-            if value not in card["addressBookIds"]:
+            if value != encode_book(info.collection_id):
+                return False
+        elif key == "text":
+            if value.casefold() not in parsed.text:
                 return False
         elif key == "uid":
             if card.get("uid") != value:
@@ -713,20 +763,19 @@ def _sort_key(card: dict[str, Any], prop: str) -> str:
     return values[0].casefold() if values else ""
 
 
-def _sorted(cards: list[dict[str, Any]], args: QueryArgs) -> list[str]:
-    ordered = sorted(cards, key=lambda c: int(c["id"][1:]))
+def _sorted(entries: list[Entry], args: QueryArgs) -> list[str]:
+    ordered = sorted(entries, key=lambda e: e[0].id)
     for comparator in reversed(args.sort):
         ordered.sort(
-            key=lambda c, p=comparator.property: _sort_key(c, p),  # type: ignore[misc]
+            key=lambda e, p=comparator.property: _sort_key(e[1].card, p),  # type: ignore[misc]
             reverse=not comparator.is_ascending,
         )
-    return [c["id"] for c in ordered]
+    return [encode_card(info.id) for info, _parsed in ordered]
 
 
 async def _query_result(call: Call, args: QueryArgs) -> tuple[list[str], str]:
-    modseq, resources = await _all_cards(call)
-    cards = await _convert(resources)
-    matched = [c for c in cards if _matches(c, args.filter)]
+    modseq, entries = await _all_cards(call)
+    matched = [e for e in entries if _matches(e, args.filter)]
     return _sorted(matched, args), state_string(modseq)
 
 

@@ -322,3 +322,153 @@ async def test_alias_to_a_remote_address_gets_the_rcpt_as_orcpt(
     status = notice.decode()
     assert "Original-Recipient: rfc822; team@example.test" in status
     assert "Final-Recipient: rfc822; ghost@remote.test" in status
+
+
+# -- RFC 3464 §2.3.3 "expanded": aliases and catch-alls with several targets -------------
+
+
+async def test_alias_to_several_accounts_gets_an_expanded_notice(
+    services: Services, servers: Servers
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    bob = await make_account(services, "bob@example.test")
+    carl = await make_account(services, "carl@example.test")
+    await services.aliases.add("team@example.test", ["bob@example.test", "carl@example.test"])
+    await asyncio.to_thread(
+        submit,
+        servers,
+        ["team@example.test"],
+        mail_options=["ENVID=exp1"],
+        rcpt_options=["NOTIFY=SUCCESS"],
+    )
+    assert len(await mailbox_messages(services, bob)) == 1
+    assert len(await mailbox_messages(services, carl)) == 1
+    [notice] = await mailbox_messages(services, alice)
+    status = notice.decode()
+    assert "Final-Recipient: rfc822; team@example.test" in status
+    assert "Action: expanded" in status and "Action: delivered" not in status
+    assert "Status: 2.0.0" in status and "Original-Envelope-Id: exp1" in status
+    assert "Delivery Notification: Expanded" in parse(notice)["Subject"]
+
+
+async def test_catch_all_expanded_beside_a_direct_recipient_delivered_in_one_notice(
+    services: Services, servers: Servers
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    await make_account(services, "bob@example.test")
+    await make_account(services, "carl@example.test")
+    await services.aliases.add("@example.test", ["bob@example.test", "carl@example.test"])
+    await asyncio.to_thread(
+        submit,
+        servers,
+        ["anyone@example.test", "bob@example.test"],
+        mail_options=[],
+        rcpt_options=["NOTIFY=SUCCESS"],
+    )
+    [notice] = await mailbox_messages(services, alice)
+    _, status, _ = parse(notice).iter_parts()
+    blocks = status.as_string().split("\n\n")
+    by_recipient = {
+        line.split("; ", 1)[1]: block
+        for block in blocks
+        for line in block.splitlines()
+        if line.startswith("Final-Recipient:")
+    }
+    assert "Action: expanded" in by_recipient["anyone@example.test"]
+    assert "Action: delivered" in by_recipient["bob@example.test"]
+    text = notice.decode()
+    assert "redistribuent" in text and "redistribute" in text
+    assert "a été remis" in text and "was delivered" in text
+
+
+async def test_single_target_alias_is_delivered_not_expanded(
+    services: Services, servers: Servers
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    await make_account(services, "bob@example.test")
+    await services.aliases.add("boss@example.test", ["bob@example.test"])
+    await asyncio.to_thread(
+        submit, servers, ["boss@example.test"], mail_options=[], rcpt_options=["NOTIFY=SUCCESS"]
+    )
+    [notice] = await mailbox_messages(services, alice)
+    assert b"Action: delivered" in notice and b"Action: expanded" not in notice
+
+
+async def test_expanded_alias_with_a_remote_target_reports_only_its_failure_later(
+    services: Services, servers: Servers, fake_mx: FakeMX
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    await make_account(services, "bob@example.test")
+    await services.aliases.add("team@example.test", ["bob@example.test", "ghost@remote.test"])
+    await asyncio.to_thread(
+        submit,
+        servers,
+        ["team@example.test"],
+        mail_options=[],
+        rcpt_options=["NOTIFY=SUCCESS,FAILURE"],
+    )
+    [expanded] = await mailbox_messages(services, alice)
+    assert b"Action: expanded" in expanded
+    worker = worker_for(services, fake_mx)
+    [queued] = await worker.queue.entries()
+    assert queued.notify == "FAILURE", "SUCCESS was answered by the expanded notice"
+    assert queued.orcpt == "rfc822;team@example.test"
+    # Accepted by a server without DSN: no "relayed" notice on top of "expanded".
+    await worker.run_once()
+    assert len(fake_mx.received) == 1
+    assert len(await mailbox_messages(services, alice)) == 1
+
+
+async def test_expanded_alias_remote_target_failure_still_comes_back(
+    services: Services, servers: Servers, fake_mx: FakeMX
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    await make_account(services, "bob@example.test")
+    await services.aliases.add("team@example.test", ["bob@example.test", "ghost@remote.test"])
+    fake_mx.rcpt_replies["ghost@remote.test"] = "550 5.1.1 No such user here"
+    await asyncio.to_thread(
+        submit,
+        servers,
+        ["team@example.test"],
+        mail_options=[],
+        rcpt_options=["NOTIFY=SUCCESS,FAILURE"],
+    )
+    await worker_for(services, fake_mx).run_once()
+    expanded, failed = await mailbox_messages(services, alice)
+    assert b"Action: expanded" in expanded
+    assert b"Action: failed" in failed and b"Final-Recipient: rfc822; ghost@remote.test" in failed
+
+
+async def test_expanded_alias_with_notify_success_only_passes_never_on(
+    services: Services, servers: Servers, fake_mx: FakeMX
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    await make_account(services, "bob@example.test")
+    await services.aliases.add("team@example.test", ["bob@example.test", "ghost@remote.test"])
+    fake_mx.rcpt_replies["ghost@remote.test"] = "550 5.1.1 No such user here"
+    await asyncio.to_thread(
+        submit, servers, ["team@example.test"], mail_options=[], rcpt_options=["NOTIFY=SUCCESS"]
+    )
+    worker = worker_for(services, fake_mx)
+    [queued] = await worker.queue.entries()
+    assert queued.notify == "NEVER", "only SUCCESS was asked, and it was answered"
+    await worker.run_once()
+    [expanded] = await mailbox_messages(services, alice)
+    assert b"Action: expanded" in expanded
+
+
+async def test_single_remote_target_alias_is_relayed_by_a_server_without_dsn(
+    services: Services, servers: Servers, fake_mx: FakeMX
+) -> None:
+    alice = await make_account(services, "alice@example.test")
+    await services.aliases.add("friend@example.test", ["ghost@remote.test"])
+    await asyncio.to_thread(
+        submit, servers, ["friend@example.test"], mail_options=[], rcpt_options=["NOTIFY=SUCCESS"]
+    )
+    assert await mailbox_messages(services, alice) == [], "not expanded: nothing yet"
+    await worker_for(services, fake_mx).run_once()
+    [notice] = await mailbox_messages(services, alice)
+    status = notice.decode()
+    assert "Action: relayed" in status and "Action: expanded" not in status
+    assert "Original-Recipient: rfc822; friend@example.test" in status
+    assert "Final-Recipient: rfc822; ghost@remote.test" in status

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from email.header import Header
 from typing import Literal
 
-Action = Literal["failed", "delayed", "delivered", "relayed"]
+# RFC 3464 §2.3.3. "expanded": delivered to an alias that forwards it to several
+# recipients; not a final state, their failures and delays may still be reported.
+Action = Literal["failed", "delayed", "delivered", "relayed", "expanded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,14 @@ _TEXT = {
         "not send delivery notifications:",
         "Message transmis / Delivery Notification: Relayed",
     ),
+    "expanded": (
+        "Votre message a été remis aux adresses suivantes, qui le redistribuent à "
+        "plusieurs destinataires (vous pourriez encore être prévenu d'un échec pour "
+        "l'un d'eux) :",
+        "Your message was delivered to the following addresses, which redistribute it to "
+        "several recipients (you may still hear of a failure for one of them):",
+        "Message redistribué / Delivery Notification: Expanded",
+    ),
 }
 
 
@@ -76,14 +86,25 @@ def build_report(
     envid: str = "",
     ret: str = "",
 ) -> bytes:
-    """A multipart/report DSN to ``sender`` about ``recipients`` of ``original`` (all of
-    one action, the way the callers group them; a failure wins in the subject)."""
-    order: tuple[Action, ...] = ("failed", "delayed", "relayed", "delivered")
-    action = next(a for a in order if any(r.action == a for r in recipients))
-    french, english, subject = _TEXT[action]
+    """A multipart/report DSN to ``sender`` about ``recipients`` of ``original``; the
+    human part lists them by action, and the first action in the order below (a failure
+    first) names the subject."""
+    order: tuple[Action, ...] = ("failed", "delayed", "relayed", "delivered", "expanded")
+    actions = [a for a in order if any(r.action == a for r in recipients)]
+    action = actions[0]
+    subject = _TEXT[action][2]
     boundary = f"=_hirondelle_{secrets.token_hex(8)}"
-    listing = "\r\n".join(f"  <{r.address}>: {r.diagnostic}" for r in recipients)
-    human = f"{french}\r\n\r\n{listing}\r\n\r\n{english}\r\n\r\n{listing}\r\n"
+    listings = {
+        a: "\r\n".join(
+            f"  <{r.address}>" + (f": {r.diagnostic}" if r.diagnostic else "")
+            for r in recipients
+            if r.action == a
+        )
+        for a in actions
+    }
+    human = "".join(
+        f"{_TEXT[a][language]}\r\n\r\n{listings[a]}\r\n\r\n" for language in (0, 1) for a in actions
+    )[:-2]
     per_message = [f"Original-Envelope-Id: {envid}"] if envid else []
     per_message += [
         f"Reporting-MTA: dns; {reporting_host}",

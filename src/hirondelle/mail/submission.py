@@ -311,21 +311,22 @@ class Transport:
         raw: bytes,
         *,
         mail_from: str,
-        delivered: Sequence[tuple[str, dsn.RecipientParameters]],
+        delivered: Sequence[tuple[str, dsn.RecipientParameters, dsn.Action]],
         mail_parameters: dsn.MailParameters,
         requiretls: bool = False,
     ) -> None:
-        """RFC 3461 §4.1 NOTIFY=SUCCESS: a "delivered" notice (RFC 3464 §2.3.3) for the
-        local recipients that asked for one."""
+        """RFC 3461 §4.1 NOTIFY=SUCCESS: one notice (RFC 3464 §2.3.3) for the recipients
+        that asked for one, each with its action: "delivered" into a local mailbox, or
+        "expanded" when the address is an alias that forwards to several recipients."""
         statuses = [
             dsn.RecipientStatus(
                 address=address,
-                action="delivered",
+                action=action,
                 status="2.0.0",
                 diagnostic="",
                 orcpt=params.orcpt,
             )
-            for address, params in delivered
+            for address, params, action in delivered
             if params.wants("SUCCESS")
         ]
         if not statuses or not mail_from:

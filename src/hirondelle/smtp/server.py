@@ -268,10 +268,7 @@ class TransportHandler:
         # Each recipient's fate: refused when every account it leads to refused it.
         replies: list[str] = []
         refusals: list[tuple[str, Refused]] = []
-        delivered: list[tuple[str, dsn.RecipientParameters]] = []
-        for address, resolution, params in zip(
-            envelope.rcpt_tos, envelope.resolutions, envelope.recipient_dsn, strict=True
-        ):
+        for address, resolution in zip(envelope.rcpt_tos, envelope.resolutions, strict=True):
             ids = [local.account_id for local in resolution.local]
             refused = [failed[i] for i in ids if failed.get(i) is not None]
             if ids and len(refused) == len(ids) and not resolution.external:
@@ -280,12 +277,10 @@ class TransportHandler:
                 refusals.append((str(address), refused[0]))
             else:
                 replies.append("250 2.0.0 Message accepted for delivery")
-                if len(refused) < len(ids):
-                    delivered.append((str(address), params))
         await self.transport.return_delivered(
             prepared,
             mail_from=mail_from,
-            delivered=delivered,
+            delivered=_successes(envelope, set(failed)),
             mail_parameters=envelope.dsn,
             requiretls=envelope.requiretls,
         )
@@ -334,13 +329,7 @@ class TransportHandler:
         await self.transport.return_delivered(
             prepared,
             mail_from=str(envelope.mail_from),
-            delivered=[
-                (str(address), params)
-                for address, resolution, params in zip(
-                    envelope.rcpt_tos, envelope.resolutions, envelope.recipient_dsn, strict=True
-                )
-                if any(local.account_id not in refused_ids for local in resolution.local)
-            ],
+            delivered=_successes(envelope, refused_ids),
             mail_parameters=envelope.dsn,
             requiretls=envelope.requiretls,
         )
@@ -355,20 +344,52 @@ class TransportHandler:
         return f"451 4.3.0 Internal error, reference {reference}"
 
 
+def _expands(resolution: Resolution) -> bool:
+    """An address that leads to several recipients (an alias or catch-all with several
+    targets): its success is "expanded" (RFC 3464 §2.3.3)."""
+    return len(resolution.local) + len(resolution.external) > 1
+
+
+def _successes(
+    envelope: Transaction, refused_ids: set[int]
+) -> list[tuple[str, dsn.RecipientParameters, dsn.Action]]:
+    """The RCPT addresses that were delivered (into at least one local mailbox) or
+    expanded (accepted for several recipients, RFC 3464 §2.3.3), with their action."""
+    found: list[tuple[str, dsn.RecipientParameters, dsn.Action]] = []
+    for address, resolution, params in zip(
+        envelope.rcpt_tos, envelope.resolutions, envelope.recipient_dsn, strict=True
+    ):
+        reached = any(local.account_id not in refused_ids for local in resolution.local)
+        if _expands(resolution) and (reached or resolution.external):
+            found.append((str(address), params, "expanded"))
+        elif reached:
+            found.append((str(address), params, "delivered"))
+    return found
+
+
 def _remote_parameters(envelope: Transaction) -> dict[str, dsn.RecipientParameters]:
     """Each remote address's RFC 3461 parameters: those of the RCPT that led to it (the
     first, when several did). An alias's target gets the RCPT address as its ORCPT when
-    the client gave none (RFC 3461 §4.2), so that a notice names what the sender wrote."""
+    the client gave none (RFC 3461 §4.2), so that a notice names what the sender wrote.
+    The targets of an expanded address do not ask for SUCCESS again: the "expanded"
+    notice answered it, and only their failures and delays are still news."""
     parameters: dict[str, dsn.RecipientParameters] = {}
     for rcpt, resolution, params in zip(
         envelope.rcpt_tos, envelope.resolutions, envelope.recipient_dsn, strict=True
     ):
+        if _expands(resolution) and params.wants("SUCCESS"):
+            params = dataclasses.replace(params, notify=_without_success(params.notify))
         for address in resolution.external:
             given = params
             if not params.orcpt and address != rcpt and _plain_ascii(str(rcpt)):
                 given = dataclasses.replace(params, orcpt=f"rfc822;{rcpt}")
             parameters.setdefault(address, given)
     return parameters
+
+
+def _without_success(notify: str) -> str:
+    kept = [keyword for keyword in notify.split(",") if keyword != "SUCCESS"]
+    return ",".join(kept) if kept else "NEVER"
 
 
 def _plain_ascii(address: str) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import logging
 import re
 import uuid
 import xml.etree.ElementTree as ET
@@ -55,6 +56,8 @@ from hirondelle.store.groupware import (
 CALENDAR_PREFIX = "K"
 EVENT_PREFIX = "V"
 _INSTANCE = re.compile(r"^V(\d{1,18})_(\d{8}T\d{6})$")
+log = logging.getLogger(__name__)
+
 NAMESPACE = "urn:hirondelle:jmap-calendars"
 _DEAD = {
     "isSubscribed": f"{{{NAMESPACE}}}isSubscribed",
@@ -95,11 +98,21 @@ EVENT_PROPERTIES = (
     "baseEventId",
     "recurrenceId",
     "recurrenceIdTimeZone",
+    "utcStart",
+    "utcEnd",
     *jscalendar.EVENT_PROPERTIES,
     "prodId",
 )
 # What /set may not change on an event, and what the server sets.
-_SERVER_SET = ("id", "isOrigin", "baseEventId", "recurrenceId", "recurrenceIdTimeZone")
+_SERVER_SET = (
+    "id",
+    "isOrigin",
+    "baseEventId",
+    "recurrenceId",
+    "recurrenceIdTimeZone",
+    "utcStart",
+    "utcEnd",
+)
 SORT_PROPERTIES = ("start", "created", "updated", "uid", "title")
 MAX_EXPANDED_INSTANCES = 10_000
 
@@ -470,6 +483,7 @@ def _convert(data: str) -> tuple[icalendar.Calendar, dict[str, Any]] | None:
         calendar = icalendar.Calendar.from_ical(data)
         return calendar, jscalendar.to_jscalendar(calendar)
     except Exception:  # stored objects were validated; one unreadable is skipped, not fatal
+        log.warning("calendar object not readable as a JSCalendar Event", exc_info=True)
         return None
 
 
@@ -485,7 +499,57 @@ def _event_json(stored: _Stored, event: dict[str, Any], account_address: str) ->
     result["baseEventId"] = None
     result["recurrenceId"] = None
     result["recurrenceIdTimeZone"] = None
+    _utc_span(result, stored.collection)
     return result
+
+
+def _utc_span(event: dict[str, Any], collection: Collection) -> None:
+    """draft-ietf-jmap-calendars §5.1 utcStart/utcEnd (floating times in the calendar's
+    time zone, as the occurrence index places them)."""
+    if not event.get("start"):
+        return
+    try:
+        zone = jscalendar._zone(event.get("timeZone"), None) or calendar_rules.zone_of(
+            collection.timezone
+        )
+        start = dt.datetime.fromisoformat(event["start"]).replace(tzinfo=zone)
+        length = jscalendar.parse_duration(event.get("duration") or "PT0S", "duration")
+    except (JSCalendarError, ValueError):
+        return  # a time zone only the object's VTIMEZONE knows: no UTC span offered
+    event["utcStart"] = jscalendar.format_utc(start)
+    event["utcEnd"] = jscalendar.format_utc(
+        (start.replace(tzinfo=None) + length).replace(tzinfo=zone)
+    )
+
+
+def _reduce(
+    event: dict[str, Any],
+    *,
+    address: str,
+    after: dt.datetime | None,
+    before: dt.datetime | None,
+    reduce_participants: bool,
+    zone: dt.tzinfo,
+) -> dict[str, Any]:
+    """CalendarEvent/get's recurrenceOverridesAfter/Before and reduceParticipants."""
+    overrides = event.get("recurrenceOverrides")
+    if overrides and (after is not None or before is not None):
+        kept = {}
+        for key, patch in overrides.items():
+            when = dt.datetime.fromisoformat(key).replace(tzinfo=zone)
+            if (after is None or when >= after) and (before is None or when < before):
+                kept[key] = patch
+        event["recurrenceOverrides"] = kept or None
+    participants = event.get("participants")
+    if reduce_participants and participants:
+        me = address.lower()
+        event["participants"] = {
+            key: person
+            for key, person in participants.items()
+            if (person.get("roles") or {}).get("owner")
+            or str(person.get("email", "")).lower() == me
+        } or None
+    return event
 
 
 async def _stored_events(call: Call, numbers: Sequence[int] | None) -> list[_Stored]:
@@ -542,7 +606,23 @@ def _recurrence_id_of(component: Any, master: Any) -> str:
 @method("CalendarEvent/get", capability=CALENDARS)
 async def event_get(call: Call) -> dict[str, Any]:
     """draft-ietf-jmap-calendars §5.7 CalendarEvent/get (ids of expanded instances too)."""
-    args = standard.get_args(call, properties=EVENT_PROPERTIES)
+    args = standard.get_args(
+        call,
+        properties=EVENT_PROPERTIES,
+        extra_arguments=(
+            "recurrenceOverridesAfter",
+            "recurrenceOverridesBefore",
+            "reduceParticipants",
+        ),
+    )
+    bounds: dict[str, dt.datetime | None] = {}
+    for name in ("recurrenceOverridesAfter", "recurrenceOverridesBefore"):
+        value = call.args.get(name)
+        try:
+            bounds[name] = None if value is None else jscalendar.parse_utc(value, name)
+        except JSCalendarError:
+            raise standard.invalid(name, f"{name} must be a UTCDate") from None
+    reduce_participants = standard.boolean(call, "reduceParticipants", default=False)
     state = await standard.current_state(call)
     wanted: dict[str, tuple[int, str | None]] = {}
     not_found = list(args.unresolved)
@@ -557,6 +637,23 @@ async def event_get(call: Call) -> dict[str, Any]:
     stored = await _stored_events(call, numbers)
     address = call.account.address
 
+    def present(s: _Stored, event: dict[str, Any]) -> dict[str, Any]:
+        try:
+            zone = jscalendar._zone(event.get("timeZone"), None) or calendar_rules.zone_of(
+                s.collection.timezone
+            )
+        except JSCalendarError:
+            zone = dt.UTC
+        reduced = _reduce(
+            dict(event),
+            address=address,
+            after=bounds["recurrenceOverridesAfter"],
+            before=bounds["recurrenceOverridesBefore"],
+            reduce_participants=reduce_participants,
+            zone=zone,
+        )
+        return _event_json(s, reduced, address)
+
     def build() -> tuple[list[dict[str, Any]], list[str]]:
         by_number = {s.resource.info.id: s for s in stored}
         converted: dict[int, tuple[icalendar.Calendar, dict[str, Any]] | None] = {
@@ -568,7 +665,7 @@ async def event_get(call: Call) -> dict[str, Any]:
             for number, s in by_number.items():
                 found = converted[number]
                 if found is not None:
-                    objects.append(_event_json(s, found[1], address))
+                    objects.append(present(s, found[1]))
             return objects, missing
         for raw, (number, recurrence_id) in wanted.items():
             one_stored = by_number.get(number)
@@ -579,13 +676,13 @@ async def event_get(call: Call) -> dict[str, Any]:
             s = one_stored
             calendar, event = found
             if recurrence_id is None:
-                objects.append(_event_json(s, event, address))
+                objects.append(present(s, event))
                 continue
             zone = calendar_rules.zone_of(s.collection.timezone)
             if not _is_occurrence(calendar, event, recurrence_id, zone):
                 missing.append(raw)
                 continue
-            one = _event_json(s, jscalendar.instance(event, recurrence_id), address)
+            one = present(s, jscalendar.instance(event, recurrence_id))
             one["id"] = raw
             one["baseEventId"] = event_id(number)
             one["recurrenceId"] = recurrence_id

@@ -12,7 +12,7 @@ source "$root/scripts/setup.sh"
 cd "$root"
 
 # Debian packages the tests use (real clients and reference servers).
-apt_install ca-certificates fetchmail swaks isync vdirsyncer slapd ldap-utils openssl chromium
+apt_install ca-certificates fetchmail swaks libnet-ssleay-perl isync vdirsyncer slapd ldap-utils openssl chromium
 
 pg_answers() {
     .venv/bin/python - "$1" <<'PY' 2>/dev/null

@@ -412,6 +412,23 @@ def test_card_moves_between_books_keeping_its_id(node: JmapNode, client: JmapCli
     assert got["addressBookIds"] == {other["id"]: True}
     changed = call(client, "ContactCard/changes", {"sinceState": state})
     assert changed["updated"] == [card] and not changed["created"] and not changed["destroyed"]
+    # The same move back, written as a patch of the set.
+    back = call(
+        client,
+        "ContactCard/set",
+        {
+            "update": {
+                card: {f"addressBookIds/{default}": True, f"addressBookIds/{other['id']}": None}
+            }
+        },
+    )
+    assert card in back["updated"]
+    got = call(client, "ContactCard/get", {"ids": [card]})["list"][0]
+    assert got["addressBookIds"] == {default: True}
+    moved = call(
+        client, "ContactCard/set", {"update": {card: {"addressBookIds": {other["id"]: True}}}}
+    )
+    assert card in moved["updated"]
     inside = call(client, "ContactCard/query", {"filter": {"inAddressBook": default}})["ids"]
     assert card not in inside
     with dav(node) as http:
@@ -480,6 +497,26 @@ def test_jmap_changes_seen_by_sync_collection(node: JmapNode, client: JmapClient
         call(client, "ContactCard/set", {"destroy": [card]})
         token, changed, removed = sync(http, f"/dav/{ADDRESS}/Contacts/", token)
         assert removed == [href] and not changed
+
+
+def test_carddav_put_reaches_event_source(node: JmapNode, client: JmapClient) -> None:
+    from tests.jmap.test_push import events
+
+    default_book(client)  # the default address book exists before the stream starts
+    state = call(client, "ContactCard/get", {"ids": []})["state"]
+    with events(client, "types=ContactCard,AddressBook&closeafter=no&ping=1") as stream:
+        with dav(node) as http:
+            put = http.put(
+                f"/dav/{ADDRESS}/Contacts/jeanne.vcf",
+                content=VCARD_WITH_EXTRAS.encode(),
+                headers={"Content-Type": "text/vcard"},
+            )
+            assert put.status_code == 201
+        event = stream.next(timeout=5.0)
+        assert event is not None and event[0] == "state"
+        changed = event[1]["changed"][client.account_id]
+        assert list(changed) == ["ContactCard"] and int(changed["ContactCard"]) > int(state)
+    assert len(call(client, "ContactCard/changes", {"sinceState": state})["created"]) == 1
 
 
 # -- /changes -----------------------------------------------------------------------------------
@@ -566,6 +603,9 @@ def people(client: JmapClient) -> dict[str, str]:
             created="2022-01-01T00:00:00Z",
         ),
         "acme": create_card(client, kind="org", organizations={"o": {"name": "ACME"}}),
+        "team": create_card(
+            client, kind="group", name={"full": "Équipe"}, members={"urn:uuid:x-1": True}
+        ),
     }
     made["work"] = work
     return made
@@ -593,6 +633,7 @@ def test_query_filters(client: JmapClient, people: dict[str, str]) -> None:
     assert query(client, filter={"text": "individual"}) == []
     assert query(client, filter={"text": "hirondelle sa"}) == [p["bob"]]
     assert query(client, filter={"kind": "org"}) == [p["acme"]]
+    assert query(client, filter={"hasMember": "urn:uuid:x-1"}) == [p["team"]]
     assert query(client, filter={"createdBefore": "2021-01-01T00:00:00Z"}) == [p["ana"]]
     after = query(client, filter={"createdAfter": "2021-01-01T00:00:00Z"})
     assert p["bob"] in after and p["chloe"] in after and p["ana"] not in after
@@ -602,7 +643,10 @@ def test_query_filters(client: JmapClient, people: dict[str, str]) -> None:
     assert sorted(either) == sorted([p["ana"], p["acme"]])
     neither = query(
         client,
-        filter={"operator": "NOT", "conditions": [{"kind": "org"}, {"inAddressBook": p["work"]}]},
+        filter={
+            "operator": "NOT",
+            "conditions": [{"kind": "org"}, {"inAddressBook": p["work"]}, {"kind": "group"}],
+        },
     )
     assert sorted(neither) == sorted([p["ana"], p["chloe"]])
     error(client, "ContactCard/query", {"filter": {"colour": "x"}}, "unsupportedFilter")
@@ -629,7 +673,7 @@ def test_query_sort_and_window(client: JmapClient, people: dict[str, str]) -> No
         "ContactCard/query",
         {"sort": [{"property": "name/surname"}], "position": 1, "limit": 2, "calculateTotal": True},
     )
-    assert page["total"] == 4 and page["position"] == 1 and len(page["ids"]) == 2
+    assert page["total"] == 5 and page["position"] == 1 and len(page["ids"]) == 2
     error(client, "ContactCard/query", {"sort": [{"property": "email"}]}, "unsupportedSort")
 
 

@@ -176,6 +176,34 @@ def test_literal_too_large() -> None:
     assert events[0] == LiteralTooLarge("a", 99999999999999999999, True, "APPEND")
 
 
+def test_far_over_the_limit_a_non_synchronizing_literal_closes_instead_of_being_read() -> None:
+    """More than DISCARD_FACTOR times the limit: the server answers and closes (the
+    parser stops; nothing after the announcement is read)."""
+    parser = CommandParser(max_line=100, max_literal=1000)
+    events = parser.feed(b"a APPEND INBOX {2001+}\r\n" + b"b NOOP\r\n")
+    assert events == [LiteralTooLarge("a", 2001, False, "APPEND", close=True)]
+    assert parser.paused and parser.feed(b"c NOOP\r\n") == []
+    events = CommandParser(max_line=100).feed(b"a LOGIN {201+}\r\n")
+    assert events == [LiteralTooLarge("a", 201, False, "LOGIN", close=True)]
+    # A synchronising literal is never sent unasked: no reason to close.
+    events = CommandParser(max_line=100).feed(b"a LOGIN {201}\r\nb NOOP\r\n")
+    assert events[0] == LiteralTooLarge("a", 201, True, "LOGIN")
+    assert summary(events[1:]) == [("Noop", "b")]
+
+
+def test_literals_of_one_command_add_up_to_the_command_limit() -> None:
+    """Each literal under max_line, but their sum is bounded by max_command: otherwise
+    one command could hold any amount of memory."""
+    parser = CommandParser(max_line=100, max_command=250)
+    two = b"a SEARCH" + b" OR TEXT {90+}\r\n" + b"x" * 90 + b" TEXT {90+}\r\n" + b"y" * 90
+    (search,) = parser.feed(two + b"\r\n")
+    assert isinstance(search, c.Search)
+    three = two + b" TEXT {90+}\r\n" + b"z" * 90 + b"\r\nb NOOP\r\n"
+    events = parser.feed(three.replace(b"a SEARCH", b"a SEARCH OR", 1))
+    assert events[0] == LiteralTooLarge("a", 90, False, "SEARCH")
+    assert summary(events[1:]) == [("Noop", "b")]
+
+
 def test_literal_minus() -> None:
     """RFC 7888 §4: LITERAL- allows {n+} up to 4096 octets."""
     parser = CommandParser(literal_minus=True)

@@ -289,6 +289,10 @@ class Session:
             self.streams.clear()
             self._stream_index = None
             self.write(self.encoder.refusal(event, charsets=CHARSETS))
+            if isinstance(event, LiteralTooLarge) and event.close:
+                # RFC 7888 §4: rather than read and discard a huge literal the client
+                # is already sending, close the connection.
+                await self._end_session("Literal too large; closing the connection")
         elif isinstance(event, LiteralStart):
             self.streams[event.index] = bytearray()
             self._stream_index = event.index
@@ -447,10 +451,10 @@ class Session:
                     self.account_id, selected.mailbox_id, selected.modseq
                 )
             except CannotCalculateChanges:
-                await self._lost_mailbox("The mailbox changed too much; select it again")
+                await self._end_session("The mailbox changed too much; select it again")
                 return
             if changes.mailbox is None:
-                await self._lost_mailbox("The selected mailbox was deleted")
+                await self._end_session("The selected mailbox was deleted")
                 return
             if self.selected is not selected:
                 return  # the client selected another mailbox meanwhile
@@ -466,7 +470,7 @@ class Session:
         elif allow_expunge and selected.pending_expunge:
             self.announce_expunged(sorted(selected.pending_expunge))
 
-    async def _lost_mailbox(self, text: str) -> None:
+    async def _end_session(self, text: str) -> None:
         self.write(self.encoder.bye(text))
         await self.connection.drain()
         self.deselect()

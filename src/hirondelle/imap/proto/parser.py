@@ -14,9 +14,13 @@ Events (returned by :meth:`CommandParser.feed`, in order):
 * :class:`ParseError` -- answer BAD (tagged if ``tag``, else "* BAD"); the parser has
   already resynchronised: the rest of the line is skipped, and so is a literal the bad
   line announced as non-synchronising (its octets never become commands);
-* :class:`LiteralTooLarge` -- answer "NO [TOOBIG]" (APPEND) or BAD; a synchronising
-  literal is simply never asked for, a non-synchronising one is read and discarded
-  (RFC 7888 §4 lets the server close the connection instead);
+* :class:`LiteralTooLarge` -- answer "NO [TOOBIG]" (APPEND) or BAD [TOOBIG]; a
+  synchronising literal is simply never asked for. A non-synchronising one (RFC 7888
+  §3: the client sends it without waiting) is read and discarded when it is at most
+  ``DISCARD_FACTOR`` times the limit, so the session goes on at the next command; a
+  bigger one has ``close`` set: after the tagged answer the server says BYE and closes
+  the connection (RFC 7888 §4 offers both, and reading gigabytes only to throw them
+  away would let one client hold a connection and the bandwidth for nothing);
 * :class:`LiteralStart`, :class:`LiteralChunk`, :class:`LiteralEnd` -- literal streaming
   (below);
 * :class:`IdleDone`, :class:`SaslResponse` -- in the IDLE and AUTHENTICATE modes.
@@ -92,12 +96,14 @@ class ParseError:
 
 @dataclass(frozen=True, slots=True)
 class LiteralTooLarge:
-    """A literal over the limit: answer NO [TOOBIG] (APPEND) or BAD [TOOBIG]."""
+    """A literal over the limit: answer NO [TOOBIG] (APPEND) or BAD [TOOBIG]; with
+    ``close``, then BYE and close the connection (the literal is not read)."""
 
     tag: str | None
     size: int
     synchronizing: bool
     command: str | None = None
+    close: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,9 @@ _HEAD_RE = re.compile(rb"[^ ]* ([A-Za-z]+)(?: ([A-Za-z]+))?")
 _PAUSING = (c.Idle, c.Authenticate, c.StartTLS, c.Compress, c.Enable)
 #: RFC 7888 §4: LITERAL- allows non-synchronising literals up to 4096 octets.
 LITERAL_MINUS_MAX = 4096
+#: An over-limit non-synchronising literal up to this many times the limit is read and
+#: discarded (the session goes on); a bigger one closes the connection.
+DISCARD_FACTOR = 2
 #: Prefix checks re-read the command; beyond this many literals only the head is checked.
 _PREFIX_CHECK_LITERALS = 64
 _TAIL = 32
@@ -204,8 +213,9 @@ class CommandParser:
     """RFC 9051 §2.2 incremental command parser (see the module docstring).
 
     ``max_line`` bounds a line (and what is buffered while waiting for its end);
-    ``max_command`` the text of one command outside its literals; ``max_literal`` an
-    APPEND message literal; other literals are bounded by ``max_line``.
+    ``max_command`` the text of one command outside its literals, and separately the
+    sum of its literals other than APPEND messages; ``max_literal`` an APPEND message
+    literal; each other literal is bounded by ``max_line``.
     ``literal_minus`` is set when the server advertises LITERAL- rather than LITERAL+.
     ``utf8_names`` (after ENABLE UTF8=ACCEPT or IMAP4rev2) reads mailbox names as
     UTF-8 instead of modified UTF-7.
@@ -420,9 +430,16 @@ class CommandParser:
         too_big = size > limit or (
             self.literal_minus and not synchronizing and size > LITERAL_MINUS_MAX
         )
+        if not message and self._buffered + size > self.max_command:
+            # Many literals, each under max_line, must not add up to unbounded memory.
+            too_big = True
         if too_big:
             tag, name = self._tag, self._name
             self._reset_command()
+            if not synchronizing and size > DISCARD_FACTOR * limit:
+                events.append(LiteralTooLarge(tag, size, synchronizing, name, close=True))
+                self._paused = True  # the server closes the connection; nothing more
+                return
             events.append(LiteralTooLarge(tag, size, synchronizing, name))
             self._skip_after(line)
             return

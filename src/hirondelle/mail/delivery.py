@@ -121,6 +121,9 @@ class MailService:
                 except Refused as refused:
                     outcomes.append(DeliveryOutcome(account_id, refused=refused))
                 else:
+                    # RFC 8621 §1.5: EmailDelivery is pushed for delivered mail only (not
+                    # APPEND, import or Email/set), so delivery journals a kind of its own.
+                    ctx.journal(account_id, "EmailDelivery", stored.email_id, "created")
                     outcomes.append(DeliveryOutcome(account_id, stored=stored))
             return outcomes
 

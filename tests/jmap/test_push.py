@@ -339,3 +339,52 @@ def test_stopping_with_an_open_event_source_leaves_no_pending_task(
     node.listeners.remove(http)
     assert stream.next(timeout=5) is None
     assert _pending_task_reports(node) == []
+
+
+def test_email_delivery_is_pushed_for_delivered_mail(node: JmapNode, client: JmapClient) -> None:
+    """RFC 8621 §1.5: EmailDelivery changes when mail is delivered..."""
+    with events(client, "types=*&closeafter=no&ping=1") as stream:
+        node.deliver(message("delivered"))
+        event = stream.next()
+        assert event is not None and event[0] == "state"
+        changed = event[1]["changed"][client.account_id]
+        assert {"Email", "EmailDelivery"} <= set(changed)
+        assert changed["EmailDelivery"] == changed["Email"]
+    with events(client, "types=EmailDelivery&closeafter=state&ping=0") as stream:
+        node.deliver(message("again"))
+        event = stream.next()
+        assert event is not None
+        assert list(event[1]["changed"][client.account_id]) == ["EmailDelivery"]
+
+
+def test_email_delivery_is_not_pushed_for_other_changes(node: JmapNode, client: JmapClient) -> None:
+    """...not when a flag changes, nor for mail filed by the user (IMAP APPEND)."""
+    node.deliver(message("flag me"))
+    with events(client, "types=*&closeafter=no&ping=1") as stream:
+        imap_flag(node)
+        event = stream.next()
+        assert event is not None and event[0] == "state"
+        assert "Email" in event[1]["changed"][client.account_id]
+        assert "EmailDelivery" not in event[1]["changed"][client.account_id]
+        imap = node.imap()
+        imap.login("alice@example.test", PASSWORD)
+        assert imap.append("INBOX", "", None, message("appended"))[0] == "OK"
+        imap.logout()
+        event = stream.next()
+        assert event is not None and event[0] == "state"
+        assert "Email" in event[1]["changed"][client.account_id]
+        assert "EmailDelivery" not in event[1]["changed"][client.account_id]
+
+
+def test_email_delivery_is_replayed_after_reconnection(
+    node: JmapNode, client: JmapClient
+) -> None:
+    """Last-Event-ID resumption finds deliveries in the journal too."""
+    seen = first_id(client)
+    node.deliver(message("while away"))
+    with events(
+        client, "types=EmailDelivery&closeafter=state&ping=0", headers={"Last-Event-ID": seen}
+    ) as stream:
+        event = stream.next()
+        assert event is not None
+        assert list(event[1]["changed"][client.account_id]) == ["EmailDelivery"]

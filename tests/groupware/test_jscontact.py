@@ -445,3 +445,17 @@ def test_changed_entry_keeps_its_group() -> None:
     text = jscontact.write_vcard(reading, jscontact.check(card, creating=False), uid="u", now=NOW)
     assert "item1.EMAIL;TYPE=INTERNET;PROP-ID=e1:new@x.fr\r\n" in text
     assert "item1.X-ABLabel:Assistant\r\n" in text
+
+
+def test_lines_this_reader_cannot_split_are_kept() -> None:
+    """vobject accepts names this reader does not (an underscore): such a line is kept
+    as it is and the rest of the card is mapped (no server error on /get)."""
+    original = "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:u\r\nFN:A\r\nX_ODD;P=1:kept\r\nEND:VCARD\r\n"
+    contact_rules.index(original)
+    reading = jscontact.read_vcard(original)
+    assert reading.card["name"] == {"full": "A"}
+    card = jscontact.check({**reading.card, "nicknames": {"k": {"name": "B"}}}, creating=False)
+    text = jscontact.write_vcard(reading, card, uid="u", now=NOW)
+    assert "X_ODD;P=1:kept\r\n" in text
+    with pytest.raises(ValueError):
+        jscontact.parse_lines(original)

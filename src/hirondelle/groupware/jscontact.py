@@ -171,8 +171,10 @@ def _split_unquoted(text: str, separator: str) -> list[str]:
     return parts
 
 
-def parse_lines(data: str) -> list[Line]:
-    """The content lines of one vCard, each keeping its original text."""
+def parse_lines(data: str, *, tolerant: bool = False) -> list[Line]:
+    """The content lines of one vCard, each keeping its original text. ``tolerant``:
+    a line this reader cannot split (vobject, which validated the card, is more
+    lenient) is kept as it is, unmapped, instead of raising ValueError."""
     lines: list[Line] = []
     physical = re.split(r"\r\n|\n|\r", data)
     buffer: list[str] = []
@@ -182,7 +184,12 @@ def parse_lines(data: str) -> list[Line]:
             return
         raw = "\r\n".join(buffer)
         unfolded = buffer[0] + "".join(b[1:] for b in buffer[1:])
-        line = parse_line(unfolded)
+        try:
+            line = parse_line(unfolded)
+        except ValueError:
+            if not tolerant:
+                raise
+            line = Line("", [], unfolded)
         line.raw = raw
         lines.append(line)
         buffer.clear()
@@ -482,7 +489,7 @@ def _read_entry(group: Group, line: Line) -> list[dict[str, Any]]:
 
 def read_vcard(data: str) -> Reading:
     """RFC 9555 §2: the JSContact card of one vCard (the text is already validated)."""
-    lines = parse_lines(data)
+    lines = parse_lines(data, tolerant=True)
     version = "3.0"
     for line in lines:
         if line.name == "VERSION":

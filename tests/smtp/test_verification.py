@@ -4,6 +4,7 @@ Authentication-Results (RFC 8601), with a DNS table instead of the Internet."""
 from __future__ import annotations
 
 import aiosmtplib
+import dkim
 import pytest
 
 from hirondelle.mail import dkim as dkim_keys
@@ -51,7 +52,12 @@ async def receive(services: Services, servers: Servers, raw: bytes, *, expect: i
 def results_field(stored: bytes) -> str:
     head = stored.split(b"\r\n\r\n")[0].decode()
     unfolded = head.replace("\r\n\t", " ").replace("\r\n ", " ")
-    [line] = [x for x in unfolded.split("\r\n") if x.startswith("Authentication-Results:")]
+    # Ours; a forwarder's (under an ARC set) names its own authserv-id.
+    [line] = [
+        x
+        for x in unfolded.split("\r\n")
+        if x.startswith("Authentication-Results:") and "forwarder.test;" not in x
+    ]
     return line
 
 
@@ -166,3 +172,54 @@ async def test_quarantined_mail_for_an_account_without_junk_goes_to_the_inbox(
         client.close()
     [stored] = await mailbox_messages(services, alice)
     assert "treated as junk" in results_field(stored)
+
+
+# -- ARC (RFC 8617): the chain is validated and its status recorded ----------------------
+
+
+def arc_sealed(dns: DnsTable) -> bytes:
+    """A message from sender.test that forwarder.test received, recorded its verdicts
+    for and sealed with one ARC set (i=1), with the sealing key published."""
+    generated = dkim_keys.generate_key(dkim_keys.RSA)
+    key = DkimKey(
+        "forwarder.test", "arc1", generated.algorithm, generated.private_key,
+        generated.public_key, 0,
+    )  # fmt: skip
+    name, value = dkim_keys.dns_record(key)
+    dns.add(name, "TXT", value)
+    received = (
+        b"Authentication-Results: forwarder.test; spf=pass smtp.mailfrom=dan@sender.test\r\n"
+        + message_from_sender()
+    )
+    seal = dkim.arc_sign(
+        received, b"arc1", b"forwarder.test", generated.private_key.encode(), b"forwarder.test"
+    )
+    return b"".join(seal) + received
+
+
+async def test_a_valid_arc_chain_is_recorded_as_pass(
+    services: Services, servers: Servers, dns_table: DnsTable
+) -> None:
+    field = results_field(await receive(services, servers, arc_sealed(dns_table)))
+    assert "arc=pass (i=1)" in field
+    assert "header.as-d=forwarder.test" in field and "smtp.remote-ip=127.0.0.1" in field
+
+
+async def test_a_message_changed_after_sealing_fails_arc(
+    services: Services, servers: Servers, dns_table: DnsTable
+) -> None:
+    tampered = arc_sealed(dns_table).replace(b"Just a short note.", b"Send money please.")
+    field = results_field(await receive(services, servers, tampered))
+    assert "arc=fail" in field and "reason=" in field
+
+
+async def test_a_seal_whose_key_is_not_published_fails_arc(
+    services: Services, servers: Servers
+) -> None:
+    field = results_field(await receive(services, servers, arc_sealed(DnsTable())))
+    assert "arc=fail" in field
+
+
+async def test_no_arc_headers_is_arc_none(services: Services, servers: Servers) -> None:
+    field = results_field(await receive(services, servers, message_from_sender()))
+    assert "arc=none" in field

@@ -10,8 +10,13 @@ A DMARC failure under ``p=reject`` is refused by the MX; under ``p=quarantine`` 
 message is filed into the recipients' Junk mailboxes (``mail/submission.py``), and the
 DMARC result in Authentication-Results says so in its ``reason`` (RFC 8601 §2.2).
 
-Deliberate limits: ARC (RFC 8617) is not evaluated; DMARC reports (rua/ruf) are not
-sent; the ``pct`` sampling of RFC 7489 §6.6.4 is left to authheaders.
+ARC (RFC 8617): the chain of a message that arrives with ARC header fields is
+validated with dkimpy (§5.2) and its status recorded as ``arc=pass|fail|none`` (§6);
+it is only recorded: it does not override a DMARC failure, and Hirondelle does not add
+ARC sets (sealing) when it forwards.
+
+Deliberate limits: DMARC reports (rua/ruf) are not sent; the ``pct`` sampling of
+RFC 7489 §6.6.4 is left to authheaders.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import dns.reversename
 import spf
 from authheaders import check_dmarc
 from authres import AuthenticationResultsHeader, DKIMAuthenticationResult, SPFAuthenticationResult
+from authres.arc import ARCAuthenticationResult
 from authres.core import QuotableValue
 
 log = logging.getLogger(__name__)
@@ -198,6 +204,29 @@ class Verifier:
                 )
         return DKIMAuthenticationResult(result=outcome)
 
+    def _check_arc(self, raw: bytes, client_ip: str) -> ARCAuthenticationResult:
+        """RFC 8617 §5.2: the chain validation status of the message's ARC sets;
+        "none" without any, "fail" for a broken chain or an error while validating."""
+        if not re.search(rb"(?im)^ARC-Seal:", _header_section(raw)):
+            return ARCAuthenticationResult(result="none")
+        try:
+            status, instances, comment = dkim.arc_verify(raw, dnsfunc=self._txt_for_libraries)
+        except Exception:  # dkimpy raises on malformed sets: a chain that does not validate
+            log.info("ARC validation raised", exc_info=True)
+            return ARCAuthenticationResult(result="fail", smtp_remote_ip=client_ip)
+        result = status.decode("ascii", "replace") if isinstance(status, bytes) else str(status)
+        if result not in ("pass", "fail", "none"):
+            result = "fail"
+        newest = max(instances, key=lambda i: int(i.get("instance", 0)), default=None)
+        return ARCAuthenticationResult(
+            result=result,
+            result_comment=f"i={newest['instance']}" if newest else None,
+            reason=QuotableValue(_printable(comment)) if result == "fail" and comment else None,
+            header_as_d=_text(newest.get("as-domain")) if newest else None,
+            header_as_s=_text(newest.get("as-selector")) if newest else None,
+            smtp_remote_ip=client_ip or None,
+        )
+
     def _verify(self, raw: bytes, client_ip: str, helo: str, mail_from: str) -> Verdict:
         spf_result = self._check_spf(client_ip, helo, mail_from)
         dkim_result = self._check_dkim(raw)
@@ -209,6 +238,7 @@ class Verifier:
             log.exception("DMARC check")
             dmarc_result = None
         results: list[Any] = [spf_result, dkim_result]
+        arc_result = self._check_arc(raw, client_ip)
         dmarc, policy, from_domain = "none", "none", ""
         if dmarc_result is not None:
             results.append(dmarc_result)
@@ -221,6 +251,7 @@ class Verifier:
                     f"{from_domain or 'the author domain'} asks that failing mail be "
                     "quarantined (p=quarantine): treated as junk"
                 )
+        results.append(arc_result)
         header = str(AuthenticationResultsHeader(authserv_id=self.authserv_id, results=results))
         return Verdict(
             spf=str(spf_result.result),
@@ -235,3 +266,20 @@ class Verifier:
         """All three checks, on a worker thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self._verify, raw, client_ip, helo, mail_from)
+
+
+def _header_section(raw: bytes) -> bytes:
+    """The header section of ``raw`` (up to the first empty line)."""
+    match = re.search(rb"\r?\n\r?\n", raw)
+    return raw[: match.start()] if match else raw
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return None if value is None else str(value)
+
+
+def _printable(value: object) -> str:
+    text = _text(value) or ""
+    return "".join(c for c in text if " " <= c <= "~")[:200]

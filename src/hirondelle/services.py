@@ -91,7 +91,7 @@ def open_services(settings: Settings, *, upgrade_schema: bool = True) -> Service
     try:
         if upgrade_schema:
             migrate.upgrade(database.write_engine)
-        blobs = FileBlobStore(settings.blob_dir())
+        blobs = FileBlobStore(settings.blob_dir(), database=database)
     except BaseException:
         database.close()
         raise

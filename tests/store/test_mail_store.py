@@ -3,12 +3,14 @@ threads and search, on every backend."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
 from hirondelle.errors import Reason, Refused
 from hirondelle.services import Services
-from hirondelle.store import emails, journal, mailboxes, schema, search
+from hirondelle.store import emails, journal, mailboxes, schema, schema_blobs, search
 from hirondelle.store.directory import Account
 from tests.messages import simple_message
 
@@ -41,16 +43,48 @@ async def test_new_account_has_the_six_standard_mailboxes(services: Services) ->
     assert all(b.uidnext == 1 for b in boxes)
 
 
+def _blob_files(services: Services) -> list[Path]:
+    return [p for p in services.blobs.root.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+
+
 async def test_delivery_to_several_accounts_stores_the_blob_once(services: Services) -> None:
+    """A small message is stored once, inline in SQL, and no file is written."""
     alice = await make_account(services, "alice@example.test")
     bob = await make_account(services, "bob@example.test")
     raw = simple_message()
+    assert len(raw) <= services.blobs.inline_limit
     outcomes = await services.mail.deliver(raw, [alice.id, bob.id])
     assert [o.refused for o in outcomes] == [None, None]
     blobs = await services.database.read(lambda c: c.execute(sa.select(schema.blobs)).all())
     assert len(blobs) == 1
     assert blobs[0].refcount == 2
-    files = [p for p in services.blobs.root.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+    inline = await services.database.read(
+        lambda c: c.execute(sa.select(schema_blobs.blob_inline)).all()
+    )
+    assert [(row.hash, bytes(row.data)) for row in inline] == [(blobs[0].hash, raw)]
+    assert _blob_files(services) == []
+    assert await services.blobs.get(blobs[0].hash) == raw
+    for account in (alice, bob):
+        inbox = await inbox_of(services, account)
+        view = await services.database.read(lambda c, i=inbox.id: emails.list_messages(c, i))
+        assert [m.uid for m in view] == [1]
+
+
+async def test_delivery_of_a_big_message_stores_one_file(services: Services) -> None:
+    """Above the inline limit the blob is a file, still stored once for two recipients."""
+    alice = await make_account(services, "alice@example.test")
+    bob = await make_account(services, "bob@example.test")
+    raw = simple_message(body="Une ligne de texte assez longue, encore et encore.\r\n" * 2000)
+    assert len(raw) > services.blobs.inline_limit
+    outcomes = await services.mail.deliver(raw, [alice.id, bob.id])
+    assert [o.refused for o in outcomes] == [None, None]
+    blobs = await services.database.read(lambda c: c.execute(sa.select(schema.blobs)).all())
+    assert [(row.size, row.refcount) for row in blobs] == [(len(raw), 2)]
+    inline = await services.database.read(
+        lambda c: c.execute(sa.select(schema_blobs.blob_inline)).all()
+    )
+    assert inline == []
+    files = _blob_files(services)
     assert len(files) == 1
     assert files[0].read_bytes() == raw
     for account in (alice, bob):

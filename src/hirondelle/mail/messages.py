@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from hirondelle.errors import Reason, Refused
-from hirondelle.mail.delivery import MailService
+from hirondelle.mail.delivery import MailService, MessageSource
 from hirondelle.mail.keywords import DELETED
 from hirondelle.store import emails, journal, mailboxes
 from hirondelle.store.database import Database, WriteContext
@@ -84,9 +84,11 @@ def _target(conn: Connection, account_id: int, mailbox_id: int) -> Mailbox:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """One message to append: raw bytes, stored keywords, internal date (µs) or None."""
+    """One message to append: raw bytes or a file object (read from offset 0 on a
+    worker thread, closed by the caller after ``append`` returns: a big IMAP literal
+    is never held whole in memory), stored keywords, internal date (µs) or None."""
 
-    raw: bytes
+    raw: MessageSource
     keywords: frozenset[str] = frozenset()
     received_at: int | None = None
 

@@ -160,8 +160,13 @@ def release_blobs(conn: Connection, hashes: Iterable[str]) -> None:
 
 def reference_blob(conn: Connection, blob: BlobRef) -> None:
     """One reference more to ``blob`` (an email or a queued message now points to it);
-    the row is created on first use."""
-    driver_cursor(conn).execute(_UPSERT_BLOB.text(conn.dialect.name), (blob.hash, blob.size))
+    the row is created on first use. A staged small blob (``blob.inline``, see
+    :meth:`hirondelle.store.blobs.FileBlobStore.stage`) has its content written here,
+    in the caller's transaction: it is durable when that transaction commits."""
+    cursor = driver_cursor(conn)
+    cursor.execute(_UPSERT_BLOB.text(conn.dialect.name), (blob.hash, blob.size))
+    if blob.inline is not None:
+        cursor.execute(_INSERT_INLINE.text(conn.dialect.name), (blob.hash, blob.inline))
 
 
 # The delivery path's statements (DESIGN.md "Hot paths": built once, run on the driver's
@@ -172,6 +177,10 @@ _UPSERT_BLOB = DriverStatement(
     "INSERT INTO blobs (hash, size, refcount, unreferenced_since) VALUES (?, ?, 1, NULL)"
     " ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + 1,"
     " unreferenced_since = NULL"
+)
+# Identical content already inline (another recipient, a redelivery) is kept as it is.
+_INSERT_INLINE = DriverStatement(
+    "INSERT INTO blob_inline (hash, data) VALUES (?, ?) ON CONFLICT (hash) DO NOTHING"
 )
 _INSERT_EMAIL = DriverStatement(
     "INSERT INTO emails (account_id, blob_hash, size, received_at, sent_at, keywords,"
@@ -285,6 +294,8 @@ def _insert_email(
         raise Refused(Reason.OVER_QUOTA, "mailbox is over quota")
     modseq = ctx.next_modseq(account_id)  # takes the account's row lock on PostgreSQL
     cursor.execute(_UPSERT_BLOB.text(dialect), (blob.hash, blob.size))
+    if blob.inline is not None:
+        cursor.execute(_INSERT_INLINE.text(dialect), (blob.hash, blob.inline))
     # One query answers both questions about Message-IDs: the thread of any message this
     # one refers to (References, In-Reply-To) or of an earlier copy with the same
     # Message-ID, and which of its own Message-IDs are already known.

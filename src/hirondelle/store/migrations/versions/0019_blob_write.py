@@ -1,7 +1,6 @@
-"""The blob write path: fewer fsyncs per delivery, streamed writes (issues 3 and 4).
+"""The blob write path: small blobs stored inline in SQL (issues 3 and 4).
 
-Allocated empty in the chain before the work started, so that parallel work never makes
-two Alembic heads; it stays a no-op if that work needs no schema change.
+Tables live in ``store/schema_blobs.py``.
 
 Revision ID: 0019
 Revises: 0018
@@ -10,6 +9,9 @@ Create Date: 2026-11-22 17:20:00
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0019"
 down_revision = "0018"
 branch_labels = None
@@ -17,8 +19,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "blob_inline",
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["hash"],
+            ["blobs.hash"],
+            name=op.f("fk_blob_inline_hash_blobs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("hash", name=op.f("pk_blob_inline")),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("blob_inline")

@@ -27,6 +27,7 @@ import pwd
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -308,46 +309,81 @@ def run(arguments: argparse.Namespace) -> list[dict[str, Any]]:
         if missing:
             raise SystemExit(f"error: {missing}")
         servers.append("dovecot")
-    for name in servers:
+    # Servers alternate within each concurrency and round, so that both meet about the
+    # same machine load (the VM is shared); the ratio is taken within a round.
+    for round_number in range(1, arguments.rounds + 1):
         for concurrency in arguments.concurrency:
-            with contextlib.ExitStack() as stack:
-                root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-smtp-")))
-                # A PostgreSQL URL names the server: each run gets its own database,
-                # dropped at the end, never the one in the URL.
-                database = stack.enter_context(
-                    throwaway_database(arguments.database or "sqlite", root)
-                )
-                server: HirondelleServer | DovecotLmtp = (
-                    HirondelleServer(root, database) if name == "hirondelle" else DovecotLmtp(root)
-                )
-                port = server.start()
-                try:
-                    cpu_before = server.cpu_seconds()
-                    seconds = asyncio.run(
-                        deliver_all(port, messages, concurrency, chunking=arguments.chunking)
-                    )
-                    cpu = server.cpu_seconds() - cpu_before
-                finally:
-                    server.stop()
-            results.append(
-                {
-                    "server": name,
-                    "concurrency": concurrency,
-                    "messages": len(messages),
-                    "seconds": round(seconds, 3),
-                    "messages_per_second": round(len(messages) / seconds, 1),
-                    "server_cpu_ms_per_message": round(cpu * 1000 / len(messages), 2),
-                    "chunking": arguments.chunking,
-                }
-            )
-            row = results[-1]
-            print(
-                f"{name:<10} concurrency {concurrency:>3}: {row['messages']} messages in "
-                f"{row['seconds']:.2f} s = {row['messages_per_second']:.0f} msg/s, "
-                f"server CPU {row['server_cpu_ms_per_message']:.2f} ms/msg",
-                flush=True,
-            )
+            for name in servers:
+                _run_one(arguments, messages, name, concurrency, round_number, results)
+    if arguments.compare_dovecot:
+        _print_ratios(results)
     return results
+
+
+def _run_one(
+    arguments: argparse.Namespace,
+    messages: list[bytes],
+    name: str,
+    concurrency: int,
+    round_number: int,
+    results: list[dict[str, Any]],
+) -> None:
+    with contextlib.ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-smtp-")))
+        # A PostgreSQL URL names the server: each run gets its own database,
+        # dropped at the end, never the one in the URL.
+        database = stack.enter_context(throwaway_database(arguments.database or "sqlite", root))
+        server: HirondelleServer | DovecotLmtp = (
+            HirondelleServer(root, database) if name == "hirondelle" else DovecotLmtp(root)
+        )
+        port = server.start()
+        try:
+            cpu_before = server.cpu_seconds()
+            seconds = asyncio.run(
+                deliver_all(port, messages, concurrency, chunking=arguments.chunking)
+            )
+            cpu = server.cpu_seconds() - cpu_before
+        finally:
+            server.stop()
+    results.append(
+        {
+            "server": name,
+            "concurrency": concurrency,
+            "messages": len(messages),
+            "seconds": round(seconds, 3),
+            "messages_per_second": round(len(messages) / seconds, 1),
+            "server_cpu_ms_per_message": round(cpu * 1000 / len(messages), 2),
+            "chunking": arguments.chunking,
+            "round": round_number,
+            "load_average": round(os.getloadavg()[0], 1),
+            "database": "postgresql" if arguments.database else "sqlite",
+        }
+    )
+    row = results[-1]
+    print(
+        f"round {round_number} {name:<10} concurrency {concurrency:>3}: "
+        f"{row['messages']} messages in "
+        f"{row['seconds']:.2f} s = {row['messages_per_second']:.0f} msg/s, "
+        f"server CPU {row['server_cpu_ms_per_message']:.2f} ms/msg, "
+        f"load {row['load_average']}",
+        flush=True,
+    )
+
+
+def _print_ratios(results: list[dict[str, Any]]) -> None:
+    """Hirondelle / Dovecot per round and concurrency, and the median over rounds."""
+    rate = {
+        (row["round"], row["concurrency"], row["server"]): row["messages_per_second"]
+        for row in results
+    }
+    for concurrency in sorted({row["concurrency"] for row in results}):
+        ratios = sorted(
+            rate[(r, concurrency, "hirondelle")] / rate[(r, concurrency, "dovecot")]
+            for r in sorted({row["round"] for row in results})
+        )
+        median = statistics.median(ratios)
+        listed = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+        print(f"concurrency {concurrency:>3}: ratio to Dovecot {listed}; median {median:.2f}x")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -365,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--chunking",
         action="store_true",
         help="send each message with BDAT LAST (RFC 3030), MAIL and RCPT pipelined",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat the whole comparison; medians printed"
     )
     parser.add_argument("--json", type=Path, default=None)
     arguments = parser.parse_args(argv)

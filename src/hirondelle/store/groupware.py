@@ -922,6 +922,51 @@ def time_range_resources(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ResourceSummary:
+    """The indexed columns of a resource, for listings sorted and filtered without
+    reading any iCalendar (JMAP CalendarEvent/query)."""
+
+    id: int
+    collection_id: int
+    component: str
+    uid: str
+    summary: str
+    first_start: int | None
+    created_at: int
+    updated_at: int
+
+
+def resource_summaries(conn: Connection, collection_ids: Sequence[int]) -> list[ResourceSummary]:
+    """Every resource of the collections, without content, in one query."""
+    r = dav_resources
+    rows = conn.execute(
+        sa.select(
+            r.c.id,
+            r.c.collection_id,
+            r.c.component,
+            r.c.uid,
+            r.c.summary,
+            r.c.first_start,
+            r.c.created_at,
+            r.c.updated_at,
+        ).where(r.c.collection_id.in_(list(collection_ids)))
+    ).all()
+    return [
+        ResourceSummary(
+            id=int(row.id),
+            collection_id=int(row.collection_id),
+            component=str(row.component),
+            uid=str(row.uid),
+            summary=str(row.summary),
+            first_start=None if row.first_start is None else int(row.first_start),
+            created_at=int(row.created_at),
+            updated_at=int(row.updated_at),
+        )
+        for row in rows
+    ]
+
+
 def busy_occurrences(
     conn: Connection, collection_ids: Sequence[int], start: int, end: int
 ) -> list[tuple[int, int, int]]:

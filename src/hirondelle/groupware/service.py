@@ -454,6 +454,11 @@ class GroupwareService:
         """Initial sync-collection: (members, modseq, truncated)."""
         return await self.database.read(lambda conn: store.snapshot(conn, collection, limit=limit))
 
+    async def summaries(self, collection_ids: Sequence[int]) -> list[store.ResourceSummary]:
+        """The indexed columns of every resource of the collections (no content)."""
+        ids = list(collection_ids)
+        return await self.database.read(lambda conn: store.resource_summaries(conn, ids))
+
     async def busy(
         self,
         account_id: int,

@@ -24,10 +24,12 @@ CalendarEventNotification are not implemented.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import functools
 import logging
 import re
+import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -50,6 +52,7 @@ from hirondelle.store.groupware import (
     Collection,
     PreconditionFailed,
     Resource,
+    ResourceSummary,
     UidConflict,
 )
 
@@ -477,6 +480,29 @@ class _Stored:
     collection: Collection
 
 
+_CACHE_SIZE = 2000
+_cache: collections.OrderedDict[tuple[int, str], tuple[icalendar.Calendar, dict[str, Any]] | None]
+_cache = collections.OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _converted(resource: Resource) -> tuple[icalendar.Calendar, dict[str, Any]] | None:
+    """:func:`_convert` through a cache keyed by (resource id, ETag): a calendar view
+    asks for the same objects again and again, and parsing is most of a query's time.
+    What it returns is shared: callers copy before they change anything."""
+    key = (resource.info.id, resource.info.etag)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    found = _convert(resource.data)
+    with _cache_lock:
+        _cache[key] = found
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return found
+
+
 def _convert(data: str) -> tuple[icalendar.Calendar, dict[str, Any]] | None:
     """Parse a stored object and read its Event (None when it holds no VEVENT)."""
     try:
@@ -657,7 +683,7 @@ async def event_get(call: Call) -> dict[str, Any]:
     def build() -> tuple[list[dict[str, Any]], list[str]]:
         by_number = {s.resource.info.id: s for s in stored}
         converted: dict[int, tuple[icalendar.Calendar, dict[str, Any]] | None] = {
-            n: _convert(s.resource.data) for n, s in by_number.items()
+            n: _converted(s.resource) for n, s in by_number.items()
         }
         objects: list[dict[str, Any]] = []
         missing: list[str] = []
@@ -789,7 +815,7 @@ async def event_set(call: Call) -> dict[str, Any]:
         stored = await _stored_events(call, [number])
         if not stored:
             raise SetError("notFound")
-        converted = await asyncio.to_thread(_convert, stored[0].resource.data)
+        converted = await asyncio.to_thread(_converted, stored[0].resource)
         if converted is None:
             raise SetError("notFound")
         return stored[0], converted[0], converted[1], recurrence_id
@@ -978,46 +1004,73 @@ def _matches_text(event: dict[str, Any], key: str, needle: str) -> bool:
 
 @dataclass
 class _Candidate:
-    stored: _Stored
-    calendar: icalendar.Calendar
-    event: dict[str, Any]
+    """One event of a query: its indexed columns, and its content when the filter or
+    the expansion needs it (parsed once, through the conversion cache)."""
+
+    summary: ResourceSummary
+    collection: Collection
     zone: dt.tzinfo
-    start_us: int
+    resource: Resource | None = None
+    in_range: bool = False
+
+    def converted(self) -> tuple[icalendar.Calendar, dict[str, Any]] | None:
+        return None if self.resource is None else _converted(self.resource)
 
 
-def _evaluate(node: Any, candidate: _Candidate, *, range_checked: bool) -> bool:
+def _needs_content(node: Any, *, top: bool) -> bool:
+    """Whether the filter reads more than the indexed columns (uid, title) and the
+    top-level time range (answered by the occurrence index)."""
+    if node is None:
+        return False
     if isinstance(node, standard.FilterOperator):
-        results = [_evaluate(c, candidate, range_checked=False) for c in node.conditions]
+        return any(_needs_content(c, top=False) for c in node.conditions)
+    assert isinstance(node, _Condition)
+    if not top and (node.after is not None or node.before is not None):
+        return True
+    return any(key not in ("uid", "title") for key, _ in node.texts)
+
+
+def _evaluate(node: Any, candidate: _Candidate, *, top: bool) -> bool:
+    if isinstance(node, standard.FilterOperator):
+        results = [_evaluate(c, candidate, top=False) for c in node.conditions]
         if node.operator == "AND":
             return all(results)
         if node.operator == "OR":
             return any(results)
         return not any(results)
     assert isinstance(node, _Condition)
-    if node.in_calendars is not None and candidate.stored.collection.id not in node.in_calendars:
+    summary = candidate.summary
+    if node.in_calendars is not None and summary.collection_id not in node.in_calendars:
         return False
-    if (
-        (node.after or node.before)
-        and not range_checked
-        and not calendar_rules.matches_time_range(
-            candidate.calendar, "VEVENT", node.after, node.before, candidate.zone
-        )
-    ):
-        return False
-    return all(_matches_text(candidate.event, key, needle) for key, needle in node.texts)
-
-
-def _start_us(calendar: icalendar.Calendar, zone: dt.tzinfo) -> int:
-    master = jscalendar.master_of(calendar)
-    if master is None or master.get("DTSTART") is None:
-        return 0
-    return calendar_rules.to_us(calendar_rules.to_utc(master["DTSTART"].dt, zone))
+    if node.after is not None or node.before is not None:
+        if top:
+            if not candidate.in_range:
+                return False
+        else:
+            converted = candidate.converted()
+            if converted is None or not calendar_rules.matches_time_range(
+                converted[0], "VEVENT", node.after, node.before, candidate.zone
+            ):
+                return False
+    for key, needle in node.texts:
+        if key == "uid":
+            if summary.uid != needle and summary.uid.casefold() != needle:
+                return False
+        elif key == "title" and needle in summary.summary.casefold():
+            continue
+        else:
+            converted = candidate.converted()
+            if converted is None or not _matches_text(converted[1], key, needle):
+                return False
+    return True
 
 
 async def _query_ids(
     call: Call, args: standard.QueryArgs, *, expand: bool, zone_name: str | None
 ) -> list[str]:
-    """The full sorted result of a CalendarEvent/query."""
+    """The full sorted result of a CalendarEvent/query: the indexed columns and the
+    occurrence index answer inCalendars, uid, title, after/before and the sorts; only the
+    other conditions, and the expansion of series, read and parse objects."""
     groupware = call.services.groupware
     calendars = await _calendars(call)
     top = args.filter if isinstance(args.filter, _Condition) else None
@@ -1028,45 +1081,65 @@ async def _query_ids(
         raise standard.invalid(
             "expandRecurrences", "expandRecurrences needs a filter condition with after and before"
         )
-    resources: list[tuple[Collection, Resource, bool]] = []
-    for collection in calendars:
-        if ranged:
-            assert top is not None
-            matched, to_check = await groupware.time_range(collection, top.after, top.before)
-            resources.extend((collection, r, True) for r in matched)
-            resources.extend((collection, r, False) for r in to_check)
-        else:
-            resources.extend((collection, r, False) for r in await groupware.all(collection))
     override_zone = jscalendar._zone(zone_name, None) if zone_name else None
+    by_collection = {c.id: c for c in calendars}
+    summaries = [
+        s for s in await groupware.summaries(list(by_collection)) if s.component == "VEVENT"
+    ]
+    content: dict[int, Resource] = {}
+    exact: set[int] = set()
+    to_check: list[Resource] = []
+    if ranged:
+        assert top is not None
+        for collection in calendars:
+            matched, unsure = await groupware.time_range(collection, top.after, top.before)
+            exact.update(r.info.id for r in matched)
+            content.update((r.info.id, r) for r in (*matched, *unsure))
+            to_check.extend(r for r in unsure if r.info.component == "VEVENT")
+        summaries = [s for s in summaries if s.id in content]
+    needs_content = _needs_content(args.filter, top=True) or expand
+    if needs_content and not ranged:
+        # Conditions on content without a time range: every object is read (the cost
+        # grows with the calendars; a client asks with after/before for views).
+        for collection in calendars:
+            content.update((r.info.id, r) for r in await groupware.all(collection))
+
+    def zone_for(collection: Collection) -> dt.tzinfo:
+        return override_zone or calendar_rules.zone_of(collection.timezone)
 
     def run() -> list[str]:
-        candidates: list[_Candidate] = []
-        for collection, resource, exact in resources:
-            if resource.info.component != "VEVENT":
-                continue
-            converted = _convert(resource.data)
-            if converted is None:
-                continue
-            zone = override_zone or calendar_rules.zone_of(collection.timezone)
-            candidate = _Candidate(
-                _Stored(resource, collection),
+        in_range = set(exact)
+        for resource in to_check:
+            collection = by_collection[resource.info.collection_id]
+            converted = _converted(resource)
+            if converted is not None and calendar_rules.matches_time_range(
                 converted[0],
-                converted[1],
-                zone,
-                _start_us(converted[0], zone),
+                "VEVENT",
+                top.after if top else None,
+                top.before if top else None,
+                zone_for(collection),
+            ):
+                in_range.add(resource.info.id)
+        rows: list[tuple[str, ResourceSummary, int]] = []
+        for summary in summaries:
+            collection = by_collection[summary.collection_id]
+            candidate = _Candidate(
+                summary,
+                collection,
+                zone_for(collection),
+                content.get(summary.id),
+                summary.id in in_range,
             )
-            if args.filter is None or _evaluate(args.filter, candidate, range_checked=exact):
-                candidates.append(candidate)
-        rows: list[tuple[Any, ...]] = []
-        for candidate in candidates:
-            number = candidate.stored.resource.info.id
-            if (expand and candidate.event.get("recurrenceRules")) or (
-                expand and candidate.event.get("recurrenceOverrides")
+            if args.filter is not None and not _evaluate(args.filter, candidate, top=True):
+                continue
+            converted = candidate.converted() if expand else None
+            if converted is not None and (
+                converted[1].get("recurrenceRules") or converted[1].get("recurrenceOverrides")
             ):
                 assert top is not None and top.after is not None and top.before is not None
-                rows.extend(_instances(candidate, top.after, top.before))
+                rows.extend(_instances(candidate, converted[0], top.after, top.before))
             else:
-                rows.append((event_id(number), candidate, candidate.start_us))
+                rows.append((event_id(summary.id), summary, summary.first_start or 0))
         for comparator in reversed(args.sort or [standard.Comparator("start")]):
             rows.sort(key=lambda row: _sort_key(row, comparator.property))
             if not comparator.is_ascending:
@@ -1077,10 +1150,9 @@ async def _query_ids(
 
 
 def _instances(
-    candidate: _Candidate, after: dt.datetime, before: dt.datetime
-) -> list[tuple[Any, ...]]:
+    candidate: _Candidate, calendar: icalendar.Calendar, after: dt.datetime, before: dt.datetime
+) -> list[tuple[str, ResourceSummary, int]]:
     """The instances of a series overlapping [after, before), with the draft's ids."""
-    calendar = candidate.calendar
     master = jscalendar.master_of(calendar)
     subs = [s for s in calendar.subcomponents if s.name == "VEVENT"]
     longest = max(
@@ -1092,32 +1164,37 @@ def _instances(
         default=dt.timedelta(0),
     )
     rows = []
-    number = candidate.stored.resource.info.id
+    number = candidate.summary.id
     for count, item in enumerate(
         calendar_rules.instances(
             calendar, "VEVENT", after - longest - dt.timedelta(days=1), before, candidate.zone
         )
     ):
         if count >= MAX_EXPANDED_INSTANCES:
-            raise MethodError("tooManyChanges", "too many instances in the window")
+            raise MethodError("requestTooLarge", "too many instances in the window")
         span = calendar_rules.instance_span(item, candidate.zone)
         if span is None or not calendar_rules.overlaps(span, after, before):
             continue
         recurrence_id = _recurrence_id_of(item, master)
-        rows.append((_instance_id(number, recurrence_id), candidate, calendar_rules.to_us(span[0])))
+        rows.append(
+            (_instance_id(number, recurrence_id), candidate.summary, calendar_rules.to_us(span[0]))
+        )
     return rows
 
 
-def _sort_key(row: tuple[Any, ...], prop: str) -> tuple[Any, ...]:
-    object_id, candidate, start = row
-    event = candidate.event
+def _sort_key(row: tuple[str, ResourceSummary, int], prop: str) -> tuple[Any, ...]:
+    """Sorts on the indexed columns: start (UTC), created and updated (when the server
+    stored the object first and last), uid, title (SUMMARY, case-folded)."""
+    object_id, summary, start = row
     if prop == "start":
         return (start, object_id)
-    if prop in ("created", "updated"):
-        return (event.get(prop) or "", object_id)
+    if prop == "created":
+        return (summary.created_at, object_id)
+    if prop == "updated":
+        return (summary.updated_at, object_id)
     if prop == "uid":
-        return (event.get("uid") or "", object_id)
-    return ((event.get("title") or "").casefold(), object_id)
+        return (summary.uid, object_id)
+    return (summary.summary.casefold(), object_id)
 
 
 @method("CalendarEvent/query", capability=CALENDARS)

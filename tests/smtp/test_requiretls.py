@@ -18,9 +18,13 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from hypothesis import given
+from hypothesis import strategies as st
 
+from hirondelle.mail.dsn import ParameterError
 from hirondelle.mail.queue import QueueWorker, Route, StaticRouter, TlsPolicy, tls_policy_of
 from hirondelle.services import Services
+from hirondelle.smtp.server import split_requiretls
 from tests.messages import simple_message
 from tests.smtp.certificates import LocalCA
 from tests.smtp.conftest import PASSWORD, Servers, mailbox_messages, make_account
@@ -426,3 +430,56 @@ async def test_notice_about_a_requiretls_message_to_a_remote_sender_is_queued_re
     # alice was delivered locally: the "delivered" notice to carol is queued, REQUIRETLS.
     notice = by_address["carol@elsewhere.test"]
     assert notice.mail_from == "" and notice.tls_policy == "required"
+
+
+# -- properties of the two small parsers ----------------------------------------------
+
+_words = st.lists(
+    st.sampled_from(
+        ["REQUIRETLS", "requiretls", "RequireTLS", "REQUIRETLS=YES", "REQUIRETLS=", "RET=HDRS",
+         "SIZE=100", "ENVID=x", "SMTPUTF8", "REQUIRETLSX", "BODY=8BITMIME"]
+    ),
+    max_size=6,
+)  # fmt: skip
+
+
+@given(_words)
+def test_split_requiretls_takes_exactly_the_option(words: list[str]) -> None:
+    named = [w for w in words if w.partition("=")[0].upper() == "REQUIRETLS"]
+    try:
+        found, others = split_requiretls(words)
+    except ParameterError:
+        assert len(named) > 1 or any("=" in w for w in named)
+        return
+    assert found == (len(named) == 1)
+    assert others == [w for w in words if w not in named]
+
+
+_fields = st.lists(
+    st.sampled_from(
+        ["From: a@b", "Subject: TLS-Required: No", "TLS-Required: Yes", "X-TLS-Required: No",
+         "TLS-Required: No", "tls-required:no", "TLS-Required:\tNo "]
+    ),
+    max_size=5,
+)  # fmt: skip
+
+
+@given(_fields, st.booleans(), st.booleans())
+def test_tls_policy_follows_the_header_section(
+    fields: list[str], requiretls: bool, in_body: bool
+) -> None:
+    head = "".join(f"{f}\r\n" for f in (["From: a@b"] if in_body else fields))
+    body = "".join(f"{f}\r\n" for f in fields) if in_body else "text\r\n"
+    raw = f"{head}\r\n{body}".encode()
+    relaxed = not in_body and any(
+        name.lower() == "tls-required" and value.strip().lower() == "no"
+        for name, _, value in (f.partition(":") for f in fields)
+    )
+    expected = (
+        TlsPolicy.REQUIRED
+        if requiretls
+        else TlsPolicy.NOT_REQUIRED
+        if relaxed
+        else TlsPolicy.OPPORTUNISTIC
+    )
+    assert tls_policy_of(raw, requiretls=requiretls) is expected

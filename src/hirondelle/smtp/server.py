@@ -750,13 +750,12 @@ class SmtpServer(SMTP):
         return " ".join(others)
 
     def _take_requiretls(self, words: list[str]) -> list[str]:
-        """RFC 8689 §2: the REQUIRETLS option of MAIL, without a value, once."""
-        given = [word for word in words if word.partition("=")[0].upper() == "REQUIRETLS"]
-        if len(given) > 1 or any("=" in word for word in given):
-            self.requiretls = dsn.ParameterError("REQUIRETLS takes no value, once (RFC 8689 §2)")
-        else:
-            self.requiretls = bool(given)
-        return [word for word in words if word not in given]
+        try:
+            self.requiretls, others = split_requiretls(words)
+        except dsn.ParameterError as error:
+            self.requiretls = error
+            return [word for word in words if word.partition("=")[0].upper() != "REQUIRETLS"]
+        return others
 
     def _path(self, arg: str) -> tuple[str | None, str | None]:
         # RFC 5321 §4.5.5: "MAIL FROM:<>" is the null reverse-path of notifications.
@@ -906,6 +905,15 @@ class LmtpServer(SmtpServer):
 
     async def smtp_EHLO(self, arg: str) -> None:
         await self.push('500 5.5.1 Error: command "EHLO" not recognized (LMTP, use LHLO)')
+
+
+def split_requiretls(words: list[str]) -> tuple[bool, list[str]]:
+    """RFC 8689 §2: whether MAIL's parameters hold the REQUIRETLS option (without a
+    value, at most once: ParameterError otherwise), and the other words."""
+    given = [word for word in words if word.partition("=")[0].upper() == "REQUIRETLS"]
+    if len(given) > 1 or any("=" in word for word in given):
+        raise dsn.ParameterError("REQUIRETLS takes no value, once (RFC 8689 §2)")
+    return bool(given), [word for word in words if word not in given]
 
 
 def simple_path(arg: str) -> tuple[str, str] | None:

@@ -459,3 +459,68 @@ def test_lines_this_reader_cannot_split_are_kept() -> None:
     assert "X_ODD;P=1:kept\r\n" in text
     with pytest.raises(ValueError):
         jscontact.parse_lines(original)
+
+
+vcard_lines = st.sampled_from(
+    [
+        "EMAIL:",
+        "EMAIL;TYPE=work:a@b.c",
+        "EMAIL;PREF=500:x@y",
+        "TEL:",
+        "TEL;TYPE=cell,fax,bogus:+1",
+        "NOTE:",
+        "NOTE:tab\there",
+        "ORG:;",
+        "ORG:;Unit",
+        "TITLE:",
+        "ROLE:Boss",
+        "IMPP:nocolon",
+        "IMPP;X-SERVICE-TYPE=:xmpp:a@b",
+        "NICKNAME:,",
+        "NICKNAME:a,b,c",
+        "ADR:;;;;;;",
+        'ADR;LABEL="x\\ny":;;street;;;;',
+        "BDAY:20010229",
+        "BDAY:--1231",
+        "ANNIVERSARY:2001",
+        "N:;;;;",
+        "N:a,b;c",
+        "KIND:robot",
+        "KIND:org",
+        "MEMBER:urn:uuid:1",
+        "CREATED:20200101T000000Z",
+        "REV:garbage",
+        "REV:20200101T000000Z",
+        "X-OTHER;PROP-ID=e1:x",
+        "EMAIL;PROP-ID=bad id:z@z",
+        "EMAIL;PROP-ID=e1:first@x",
+        "EMAIL;PROP-ID=e1:second@x",
+        "item2.TEL;PROP-ID=p9:+2",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(vcard_lines, max_size=8), st.sampled_from(["3.0", "4.0"]))
+def test_any_stored_card_can_be_updated(lines: list[str], version: str) -> None:
+    """Whatever a CardDAV client stored, a JMAP client can read the card and change
+    one field: what it did not touch is accepted as it is."""
+    text = "\r\n".join(
+        ["BEGIN:VCARD", f"VERSION:{version}", "UID:u", "FN:A", *lines, "END:VCARD", ""]
+    )
+    try:
+        contact_rules.index(text)
+    except contact_rules.ContactError:
+        return
+    reading = jscontact.read_vcard(text)
+    nicknames = {**reading.card.get("nicknames", {}), "new": {"name": "Added"}}
+    patched = jscontact.apply_patch(reading.card, {"nicknames": nicknames})
+    card = jscontact.check(patched, creating=False, previous=reading.card)
+    written = jscontact.write_vcard(reading, card, uid="u", now=NOW)
+    contact_rules.index(written)
+    back = jscontact.read(written)
+    assert back["nicknames"]["new"] == {"name": "Added"}
+    assert written.count("\r\nREV:") == 1  # single-valued: replaced, not added
+    for key, value in reading.card.items():
+        if key not in ("updated", "nicknames"):
+            assert back.get(key) == value, key

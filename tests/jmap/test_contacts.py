@@ -694,3 +694,42 @@ def test_query_changes(client: JmapClient, people: dict[str, str]) -> None:
     assert ids == call(client, "ContactCard/query", args)["ids"]
     assert new in ids and people["ana"] not in ids
     error(client, "ContactCard/queryChanges", {"sinceQueryState": "zz"}, "cannotCalculateChanges")
+
+
+def test_update_accepts_odd_values_a_carddav_client_stored(
+    node: JmapNode, client: JmapClient
+) -> None:
+    """Values these rules would refuse from JMAP (an IMPP that is no URI, a note with a
+    tab, an unknown KIND, a REV that is no date) do not stop an update of another
+    field, and stay as they were."""
+    odd = "\r\n".join(
+        [
+            "BEGIN:VCARD",
+            "VERSION:4.0",
+            "UID:odd-1",
+            "FN:Odd",
+            "IMPP:nocolon",
+            "NOTE:tab\there",
+            "KIND:robot",
+            "REV:garbage",
+            "EMAIL:",
+            "END:VCARD",
+            "",
+        ]
+    )
+    with dav(node) as http:
+        put = http.put(
+            f"/dav/{ADDRESS}/Contacts/odd.vcf",
+            content=odd.encode(),
+            headers={"Content-Type": "text/vcard"},
+        )
+        assert put.status_code == 201, put.text
+    (card,) = call(client, "ContactCard/query", {"filter": {"uid": "odd-1"}})["ids"]
+    got = call(client, "ContactCard/get", {"ids": [card]})["list"][0]
+    assert "emails" not in got and got["onlineServices"] == {"s1": {"uri": "nocolon"}}
+    result = call(client, "ContactCard/set", {"update": {card: {"name/full": "Odd Two"}}})
+    assert card in result["updated"], result
+    with dav(node) as http:
+        text = http.get(f"/dav/{ADDRESS}/Contacts/odd.vcf").text
+    assert "FN:Odd Two" in text and "NOTE;PROP-ID=n1:tab\there" in text
+    assert "KIND:robot" in text and text.count("REV:") == 1

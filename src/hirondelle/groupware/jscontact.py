@@ -487,6 +487,26 @@ def _read_entry(group: Group, line: Line) -> list[dict[str, Any]]:
     raise AssertionError(group.property)
 
 
+# The member an entry is nothing without (an empty EMAIL line maps to no entry).
+REQUIRED_MEMBER = {
+    "emails": "address",
+    "phones": "number",
+    "titles": "name",
+    "notes": "note",
+    "onlineServices": "uri",
+    "nicknames": "name",
+}
+
+
+def _has_value(group: Group, entry: dict[str, Any]) -> bool:
+    member = REQUIRED_MEMBER.get(group.property)
+    if member is not None:
+        return bool(str(entry.get(member, "")).strip())
+    if group.property == "organizations":
+        return bool(entry["name"].strip() or entry.get("units"))
+    return True
+
+
 def read_vcard(data: str) -> Reading:
     """RFC 9555 §2: the JSContact card of one vCard (the text is already validated)."""
     lines = parse_lines(data, tolerant=True)
@@ -507,7 +527,8 @@ def read_vcard(data: str) -> Reading:
             kind = unescape(line.value).strip().lower()
             if kind in KINDS:
                 card["kind"] = kind
-                reading.sources[("kind", "")] = [index]
+            # Even a value not mapped: a new kind replaces it (KIND is single).
+            reading.sources.setdefault(("kind", ""), []).append(index)
         elif name == "FN":
             derived = [v.lower() for v in line.param("DERIVED")]
             if "true" not in derived:
@@ -530,19 +551,15 @@ def read_vcard(data: str) -> Reading:
             if member:
                 card.setdefault("members", {})[member] = True
                 reading.sources.setdefault(("members", member), []).append(index)
-        elif name == "CREATED":
+        elif name in ("CREATED", "REV"):
             stamp = _timestamp(unescape(line.value))
+            key = "created" if name == "CREATED" else "updated"
             if stamp:
-                card["created"] = stamp
-                reading.sources[("created", "")] = [index]
-        elif name == "REV":
-            stamp = _timestamp(unescape(line.value))
-            if stamp:
-                card["updated"] = stamp
-                reading.sources[("updated", "")] = [index]
+                card[key] = stamp
+            reading.sources.setdefault((key, ""), []).append(index)
         elif name in by_name:
             group = by_name[name]
-            entries = _read_entry(group, line)
+            entries = [e for e in _read_entry(group, line) if _has_value(group, e)]
             prop_ids = line.param("PROP-ID")
             for entry in entries:
                 counters[group.prefix] = counters.get(group.prefix, 0) + 1
@@ -762,13 +779,25 @@ def _check_name(value: object) -> dict[str, Any]:
     return clean
 
 
-def check(card: object, *, creating: bool) -> dict[str, Any]:
+def check(
+    card: object, *, creating: bool, previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A JSContact Card as a client sent it, checked and normalised (``@type`` of
-    sub-objects dropped, empty maps removed); JSContactError names what is wrong."""
+    sub-objects dropped, empty maps removed); JSContactError names what is wrong.
+
+    ``previous`` is the card as read from the stored vCard: what is unchanged from it is
+    taken as it is (a CardDAV client may have written values these rules would refuse,
+    and an update of another field must not fail on them)."""
     if not isinstance(card, dict):
         raise JSContactError("", "a card must be an object")
+    before = previous or {}
     clean: dict[str, Any] = {}
     for key, value in card.items():
+        unchanged = key in before and before[key] == value
+        if unchanged and (key in GROUP_BY_PROPERTY or key in ("name", "members")):
+            if value:
+                clean[key] = value
+            continue
         if key not in CARD_PROPERTIES:
             raise JSContactError(key, f"{key} is not supported by this server")
         if value is None:
@@ -810,7 +839,11 @@ def check(card: object, *, creating: bool) -> dict[str, Any]:
             if not isinstance(value, dict):
                 raise JSContactError(key, f"{key} must be an object of Id to entries")
             entries = {}
+            unchanged = before.get(key, {})
             for entry_id, entry in value.items():
+                if unchanged.get(entry_id) == entry and entry:
+                    entries[entry_id] = entry
+                    continue
                 if not _ID.match(entry_id):
                     raise JSContactError(f"{key}/{entry_id}", f"{entry_id!r} is not an Id")
                 entries[entry_id] = _check_entry(group, entry, f"{key}/{entry_id}")

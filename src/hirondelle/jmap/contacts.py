@@ -599,7 +599,7 @@ async def card_set(call: Call) -> dict[str, Any]:
         # REV is the time of the write: whatever "updated" the client sent.
         after.pop("updated", None)
         try:
-            card = jscontact.check(after, creating=False)
+            card = jscontact.check(after, creating=False, previous=reading.card)
         except jscontact.JSContactError as error:
             raise _set_error_of_jscontact(error) from None
         now = jscontact.utc_now()

@@ -733,3 +733,18 @@ def test_update_accepts_odd_values_a_carddav_client_stored(
         text = http.get(f"/dav/{ADDRESS}/Contacts/odd.vcf").text
     assert "FN:Odd Two" in text and "NOTE;PROP-ID=n1:tab\there" in text
     assert "KIND:robot" in text and text.count("REV:") == 1
+
+
+def test_copy_has_no_other_account_to_copy_from(client: JmapClient) -> None:
+    error(
+        client,
+        "ContactCard/copy",
+        {"fromAccountId": "A999999", "create": {}},
+        "fromAccountNotFound",
+    )
+    error(
+        client,
+        "ContactCard/copy",
+        {"fromAccountId": client.account_id, "create": {}},
+        "invalidArguments",
+    )

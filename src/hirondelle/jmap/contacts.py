@@ -51,6 +51,7 @@ from hirondelle.jmap.standard import (
     get_args,
     get_response,
     invalid,
+    known_arguments,
     parse_filter,
     parse_sort,
     query_args,
@@ -812,3 +813,24 @@ async def card_query_changes(call: Call) -> dict[str, Any]:
         condition=_condition,
         sort_properties=SORT_PROPERTIES,
     )
+
+
+@method("ContactCard/copy", capability=CONTACTS)
+async def card_copy(call: Call) -> dict[str, Any]:
+    """RFC 9610 §3.5 (RFC 8620 §5.4) copies between accounts. Nothing is shared between
+    accounts here, so the only account to copy from is the target itself, which §5.4
+    does not allow: within an account, ContactCard/set addressBookIds moves a card."""
+    known_arguments(
+        call,
+        [
+            "fromAccountId",
+            "ifFromInState",
+            "ifInState",
+            "create",
+            "onSuccessDestroyOriginal",
+            "destroyFromIfInState",
+        ],
+    )
+    if call.args.get("fromAccountId") != call.account_id_string:
+        raise MethodError("fromAccountNotFound", "no such account to copy from")
+    raise invalid("fromAccountId", "fromAccountId must differ from accountId")

@@ -92,7 +92,7 @@ WEB_FAILED = f'401\n{JSON}\n{{"error":"invalid-credentials"}}'
 
 FAILED = {
     "imap": "[AUTHENTICATIONFAILED] Invalid credentials",
-    "pop3": "-ERR [AUTH] authentication failed",
+    "pop3": "-ERR [AUTH] authentication failed / echec de l'authentification",
     "smtp": "535 5.7.8 Authentication credentials invalid",
     "dav": HTTP_FAILED,
     "jmap": HTTP_FAILED,
@@ -102,7 +102,7 @@ FAILED = {
 SWITCHED_OFF = {
     "imap": "[CONTACTADMIN] IMAP access is disabled for this account / l'accès IMAP est "
     "désactivé pour ce compte",
-    "pop3": "-ERR [AUTH] POP3 is disabled for this account",
+    "pop3": "-ERR [AUTH] POP3 is disabled for this account / POP3 est desactive pour ce compte",
     "smtp": "535 5.7.8 SMTP is switched off for this account",
     "dav": HTTP_SWITCHED_OFF,
     "jmap": HTTP_SWITCHED_OFF,
@@ -111,9 +111,10 @@ SWITCHED_OFF = {
     "web": WEB_FAILED,
 }
 RATE_LIMITED = {
-    "imap": rf"\[UNAVAILABLE\] Too many failed logins, try again in {RETRY} seconds / trop "
-    rf"d'échecs de connexion, réessayez dans {RETRY} secondes",
-    "pop3": rf"-ERR \[SYS/TEMP\] too many failed logins, try again in {RETRY} seconds",
+    "imap": rf"\[UNAVAILABLE\] Too many failed logins, try again in ({RETRY}) seconds / trop "
+    r"d'échecs de connexion, réessayez dans \1 secondes",
+    "pop3": rf"-ERR \[SYS/TEMP\] too many failed logins, try again in ({RETRY}) seconds / trop "
+    r"d'echecs de connexion, reessayez dans \1 secondes",
     "smtp": rf"454 4\.7\.0 Too many failed logins, try again in {RETRY} seconds",
     "dav": HTTP_RATE_LIMITED,
     "jmap": HTTP_RATE_LIMITED,
@@ -384,6 +385,24 @@ async def test_main_password_refused_when_a_second_factor_is_on(
     await login(client, target, codes[0], expect=FAILED[client])
 
 
+async def complete_web_sign_in(target: Target, recovery_code: str) -> str:
+    """Both steps of the web sign-in from the real user's address, the second with a
+    recovery code; "OK" or the second step's reply."""
+    reply = await login("web", target, source=REAL_USER, expect=APP_PASSWORD_REQUIRED["web"])
+    pending = json.loads(reply.split("\n", 2)[2])["pending"]
+    transport = httpx.AsyncHTTPTransport(verify=target.context, local_address=REAL_USER)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url=f"https://127.0.0.1:{target.port}",
+        headers={"User-Agent": CLIENT_ID["web"]},
+        timeout=10,
+    ) as http:
+        response = await http.post(
+            "/api/session/second-factor", json={"pending": pending, "recoveryCode": recovery_code}
+        )
+    return "OK" if succeeded("web", response, ALICE) else shown(response)
+
+
 @pytest.mark.parametrize("client", ["web"])
 async def test_the_web_asks_for_the_second_factor(
     target: Target, alice: Account, node_services: Services
@@ -403,6 +422,48 @@ async def test_the_web_asks_for_the_second_factor(
             "/api/session/second-factor", json={"pending": pending, "recoveryCode": codes[0]}
         )
     assert succeeded("web", right, ALICE), shown(right)
+
+
+@pytest.mark.parametrize("client", ["web"])
+async def test_guessed_second_factors_are_slowed_and_each_is_audited(
+    target: Target, alice: Account, node_services: Services
+) -> None:
+    """Regression: a second step turned away by the rate limits wrote no audit row, so
+    the log showed 5 guesses where there had been 20."""
+    _secret, codes = await enrol_totp(node_services, alice)
+    assert await complete_web_sign_in(target, codes[0]) == "OK"
+    transport = httpx.AsyncHTTPTransport(verify=target.context, local_address=ATTACKER)
+    replies = []
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url=f"https://127.0.0.1:{target.port}",
+        headers={"User-Agent": CLIENT_ID["web"]},
+        timeout=10,
+    ) as http:
+        # A pending sign-in takes at most 5 wrong factors: sign in again after those.
+        for _ in range(4):
+            reply = await login("web", target, source=ATTACKER, expect=APP_PASSWORD_REQUIRED["web"])
+            pending = json.loads(reply.split("\n", 2)[2])["pending"]
+            for n in range(5):
+                response = await http.post(
+                    "/api/session/second-factor", json={"pending": pending, "totp": f"{n:06d}"}
+                )
+                replies.append(shown(response))
+    assert replies[:5] == [WEB_FAILED] * 5
+    assert all(re.fullmatch(RATE_LIMITED["web"], reply) for reply in replies[5:]), replies
+    rows = await node_services.authenticator.attempts(address=ALICE)
+    steps = [
+        (r.protocol, r.remote, r.client_id, r.outcome, r.reason)
+        for r in reversed(rows)
+        if r.reason.startswith("second-factor ") and r.remote == ATTACKER
+    ]
+    assert (
+        steps
+        == [("web", ATTACKER, CLIENT_ID["web"], "failed", "second-factor totp")] * 5
+        + [("web", ATTACKER, CLIENT_ID["web"], "rate-limited", "second-factor totp")] * 15
+    )
+    # The real user still gets in from where she completed a second factor before.
+    assert await complete_web_sign_in(target, codes[1]) == "OK"
 
 
 async def test_brute_force_is_slowed_and_the_real_user_still_gets_in(

@@ -316,13 +316,17 @@ class WebSessionService:
         key = account.address
         limiter = self.second_factor_limiter
         wait = limiter.retry_after(key, remote)
-        if wait > 0:
-            return SignIn(SignInStatus.RATE_LIMITED, retry_after=max(1, math.ceil(wait)))
         # Guesses sent in parallel must not all be checked before the first failure is
         # counted: beyond what may still fail, they are turned away (a person never
         # sends two second factors at once).
-        if limiter.saturated(key, remote):
-            return SignIn(SignInStatus.RATE_LIMITED, retry_after=1)
+        if wait <= 0 and limiter.saturated(key, remote):
+            wait = 1
+        if wait > 0:
+            # Turned away unchecked, but an attempt all the same: audited like a
+            # password attempt refused by the limits.
+            given = _method_given(totp, recovery_code, webauthn)
+            await self._audit(account, remote, user_agent, "rate-limited", f"second-factor {given}")
+            return SignIn(SignInStatus.RATE_LIMITED, retry_after=max(1, math.ceil(wait)))
         limiter.begin(key, remote)
         try:
             method, ok = await self._check_factor(row, account, totp, recovery_code, webauthn)
@@ -382,6 +386,15 @@ class WebSessionService:
             reason=reason,
         )
         await self.database.write(lambda ctx: audit.record(ctx, entry))
+
+
+def _method_given(totp: str | None, recovery_code: str | None, webauthn: object) -> str:
+    """The factor a second step offers, as the audit log names it."""
+    if totp is not None:
+        return "totp"
+    if recovery_code is not None:
+        return "recovery"
+    return "webauthn" if webauthn is not None else "none"
 
 
 def _printable(text: str) -> str:

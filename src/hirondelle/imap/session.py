@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import tempfile
 import uuid
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from hirondelle.errors import Reason, Refused
 from hirondelle.imap.commands import DISPATCH, Bad, Done, No, State
@@ -69,6 +70,10 @@ REFUSAL_CODES = {
     Reason.CANNOT: "CANNOT",
     Reason.STATE_CHANGED: "CANNOT",
 }
+
+#: An APPEND literal streamed by the parser stays in memory up to this size, then goes
+#: to a temporary file: a 30 MB APPEND is never held whole in memory.
+SPOOL_MEMORY = 1 << 20
 
 #: Seconds a connection may stay idle before it has logged in.
 PRE_AUTH_TIMEOUT = 120.0
@@ -141,7 +146,10 @@ class Session:
         #: RFC 5182 SEARCHRES: UIDs saved by SEARCH RETURN (SAVE), for "$".
         self.saved_uids: list[int] | None = None
         self.compressed = False
-        self.streams: dict[int, bytearray] = {}
+        #: APPEND literals the parser streams (above its sink threshold), by index: each
+        #: in a spooled temporary file (memory up to SPOOL_MEMORY, then a file in the
+        #: blob store's tmp directory), handed as is to the mail service.
+        self.streams: dict[int, BinaryIO] = {}
         #: Events parsed ahead of their turn (input inflated when COMPRESS started).
         self.pending_events: list[Event] = []
         self._stream_index: int | None = None
@@ -242,6 +250,7 @@ class Session:
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
         finally:
+            self.discard_streams()
             await self._unsubscribe()
 
     async def next_events(self) -> list[Event] | None:
@@ -286,7 +295,7 @@ class Session:
             self.write(self.encoder.continuation("Ready for literal data"))
             await self.connection.drain()
         elif isinstance(event, ParseError | LiteralTooLarge):
-            self.streams.clear()
+            self.discard_streams()
             self._stream_index = None
             self.write(self.encoder.refusal(event, charsets=CHARSETS))
             if isinstance(event, LiteralTooLarge) and event.close:
@@ -294,15 +303,33 @@ class Session:
                 # is already sending, close the connection.
                 await self._end_session("Literal too large; closing the connection")
         elif isinstance(event, LiteralStart):
-            self.streams[event.index] = bytearray()
+            self.streams[event.index] = self._spool()
             self._stream_index = event.index
         elif isinstance(event, LiteralChunk):
             if self._stream_index is not None:
-                self.streams[self._stream_index] += event.data
+                # A write into the page cache (or memory below SPOOL_MEMORY): no fsync,
+                # no wait worth a thread hop per chunk.
+                self.streams[self._stream_index].write(event.data)
         elif isinstance(event, LiteralEnd):
             self._stream_index = None
         elif isinstance(event, IdleDone | SaslResponse):  # pragma: no cover - modes end first
             self.write(self.encoder.bad(None, "Unexpected continuation line"))
+
+    def _spool(self) -> BinaryIO:
+        directory = self.services.settings.blob_dir() / "tmp"
+        directory.mkdir(parents=True, exist_ok=True)
+        return cast(
+            BinaryIO,
+            tempfile.SpooledTemporaryFile(
+                max_size=SPOOL_MEMORY, mode="w+b", dir=str(directory), prefix="imap-append-"
+            ),
+        )
+
+    def discard_streams(self) -> None:
+        """Close (and so delete) the spooled literals of the command that ended."""
+        streams, self.streams = self.streams, {}
+        for stream in streams.values():
+            stream.close()
 
     async def execute(self, command: c.Command) -> None:
         handler = DISPATCH.get((self.state, type(command)))
@@ -354,7 +381,7 @@ class Session:
             )
         finally:
             if self._stream_index is None and isinstance(command, c.Append):
-                self.streams.clear()
+                self.discard_streams()
         if done is not None and not done.silent:
             await self._sync_after(command)
             self.write(self.encoder.ok(tag, f"{command.name} {done.text}", done.code))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from hirondelle.errors import Reason, Refused
 from hirondelle.imap.commands import AUTHENTICATED, Bad, Done, No, handles
@@ -240,16 +240,19 @@ async def append(session: Session, command: c.Append) -> Done:
     new: list[NewMessage] = []
     for message in command.messages:
         content = message.content
+        raw: bytes | BinaryIO
         if isinstance(content, bytes):
-            raw = content
+            raw, size = content, len(content)
         else:
-            buffered = session.streams.pop(content.index, None)
-            if buffered is None:  # pragma: no cover - the parser streamed it
+            # A big literal: the spooled file itself goes to the mail service, which
+            # reads it in chunks; the session closes it after the command.
+            spooled = session.streams.get(content.index)
+            if spooled is None:  # pragma: no cover - the parser streamed it
                 raise Bad("Literal data missing")
-            raw = bytes(buffered)
-        if not raw:
+            raw, size = spooled, spooled.tell()
+        if not size:
             raise No("Cannot store an empty message", "CANNOT")
-        if len(raw) > session.max_message_size:
+        if size > session.max_message_size:
             raise No("Message too large", "TOOBIG")
         flags = keywords.from_imap_many(f for f in message.flags if f.upper() != "\\RECENT")
         received_at = None

@@ -152,7 +152,10 @@ export function MessageList() {
   /** The loaded rows from ``start`` to ``end``, both included (loading them first). */
   async function rowsBetween(start: number, end: number): Promise<Email[]> {
     if (!source) return [];
-    await source.ensure(start, end + 1);
+    // Rows on screen are loaded already: no round trip before the selection shows.
+    let loaded = true;
+    for (let i = start; i <= end && loaded; i++) loaded = source.row(i) !== undefined;
+    if (!loaded) await source.ensure(start, end + 1);
     const found: Email[] = [];
     for (let i = start; i <= end; i++) {
       const email = source.row(i);

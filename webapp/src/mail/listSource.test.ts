@@ -99,4 +99,19 @@ describe("ListSource", () => {
     expect(after.row(0)?.subject).toBe("Message 1");
     expect(after.row(4)).toBeUndefined();
   });
+
+  it("loads a list that was empty before: the carried total does not stop the loading", async () => {
+    const server = new FakeJmap();
+    const inbox = server.addMailbox("inbox", "Inbox").id;
+    const client = new JmapClient({ fetch: server.fetch });
+    await client.connect();
+    const before = new ListSource(inbox, client, new MemoryMailCache(), true);
+    await before.ensure(0, 1);
+    expect(before.total).toBe(0);
+    server.addEmail({ mailboxIds: { [inbox]: true }, receivedAt: "2026-11-22T10:00:00Z", subject: "Arrived" });
+    const after = new ListSource(inbox, client, new MemoryMailCache(), true, "", before);
+    await after.ensure(0, 1);
+    expect(after.total).toBe(1);
+    expect(after.row(0)?.subject).toBe("Arrived");
+  });
 });

@@ -21,6 +21,8 @@ export interface Snippet {
 
 export class ListSource {
   total: number | null = null;
+  /** Whether ``total`` is this source's own answer (not carried over from the previous). */
+  private counted = false;
   private readonly rows = new Map<number, Email>();
   private readonly loading = new Map<number, Promise<void>>();
   private local: Email[] | null = null;
@@ -70,7 +72,7 @@ export class ListSource {
     const last = Math.floor(Math.max(0, end - 1) / PAGE);
     const pages: Promise<void>[] = [];
     for (let page = first; page <= last; page++) {
-      if (this.total !== null && page * PAGE >= this.total) break;
+      if (this.counted && this.total !== null && page * PAGE >= this.total) break;
       let pending = this.loading.get(page);
       if (!pending) {
         pending = this.loadPage(page);
@@ -112,6 +114,7 @@ export class ListSource {
       }
     }
     this.total = this.local.length;
+    this.counted = true;
     this.clearPage(position);
     this.local.slice(position, position + PAGE).forEach((email, i) => this.rows.set(position + i, email));
   }
@@ -146,7 +149,8 @@ export class ListSource {
       for (const snippet of found) this.snippets.set(snippet.emailId, snippet);
     }
     const emails = new Map(((await get.result).args as unknown as GetResponse<Email>).list.map((e) => [e.id, e]));
-    this.total = result.total ?? Math.max(this.total ?? 0, position + result.ids.length);
+    this.total = result.total ?? Math.max(this.counted ? (this.total ?? 0) : 0, position + result.ids.length);
+    this.counted = true;
     this.clearPage(position);
     result.ids.forEach((id, i) => {
       const email = emails.get(id);

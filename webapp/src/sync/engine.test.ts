@@ -386,6 +386,19 @@ describe("the offline window", () => {
     expect(await w.engine.cache.getEmail(archived.id)).toBeDefined();
   });
 
+  it("runs syncs one at a time: a folder kept while a pull is in flight is still loaded", async () => {
+    const filed = w.server.addEmail({ mailboxIds: { [w.archive]: true }, receivedAt: daysAgo(1) });
+    await w.engine.synchronise();
+    w.server.addEmail({ mailboxIds: { [w.inbox]: true }, receivedAt: daysAgo(0) });
+    const inFlight = w.engine.synchronise();
+    const widened = w.engine.setWindow(30, [w.archive]);
+    const after = w.engine.synchronise();
+    expect(w.engine.synchronise()).toBe(after);
+    await Promise.all([inFlight, widened, after]);
+    expect(await w.engine.cache.getEmail(filed.id)).toBeDefined();
+    expect(await w.engine.cache.getBody(filed.id)).toBeDefined();
+  });
+
   it("loads what a wider window or a newly kept folder adds, keeping unsent messages", async () => {
     const archived = w.server.addEmail({ mailboxIds: { [w.archive]: true }, receivedAt: daysAgo(1) });
     const older = w.server.addEmail({ mailboxIds: { [w.inbox]: true }, receivedAt: daysAgo(50) });

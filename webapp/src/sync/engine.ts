@@ -83,6 +83,10 @@ export class SyncEngine {
   private readonly now: () => number;
   private readonly listeners = new Set<(event: EngineEvent) => void>();
   private replaying: Promise<void> | null = null;
+  /** The end of the last exclusive operation (a sync, a change of window): one at a time. */
+  private lock: Promise<unknown> = Promise.resolve();
+  /** A sync asked for while another runs: one more after it, shared by every caller. */
+  private nextSync: Promise<void> | null = null;
 
   constructor(options: EngineOptions) {
     this.client = options.client;
@@ -129,7 +133,22 @@ export class SyncEngine {
    * needs mail the copy never had, so the next sync loads the window again (the queue and
    * unsent messages stay).
    */
-  async setWindow(days: number, keptMailboxIds: Id[]): Promise<void> {
+  setWindow(days: number, keptMailboxIds: Id[]): Promise<void> {
+    // Exclusive with syncs: a pull in flight would otherwise write its state after the
+    // copy was cleared, and the next sync would ask for changes instead of the new window.
+    // A sync asked for after this call must come after it, not share one queued before.
+    this.nextSync = null;
+    return this.exclusive(() => this.changeWindow(days, keptMailboxIds));
+  }
+
+  /** Run ``operation`` after every sync or window change before it, alone. */
+  private exclusive<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(operation);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async changeWindow(days: number, keptMailboxIds: Id[]): Promise<void> {
     const wider =
       Math.floor(days) > this.windowDays || keptMailboxIds.some((id) => !this.keptMailboxIds.has(id));
     this.windowDays = Math.max(1, Math.floor(days));
@@ -144,7 +163,20 @@ export class SyncEngine {
    * Bring everything in line: replay what was queued, then fetch the server's changes.
    * A network failure leaves the engine "offline" with the queue intact.
    */
-  async synchronise(): Promise<void> {
+  synchronise(): Promise<void> {
+    // Two pulls at once could store an older state over a newer one: syncs run one at a
+    // time, and the calls made while one runs share the single sync that follows it.
+    if (this.nextSync === null) {
+      const run: Promise<void> = this.exclusive(() => {
+        if (this.nextSync === run) this.nextSync = null;
+        return this.synchroniseNow();
+      });
+      this.nextSync = run;
+    }
+    return this.nextSync;
+  }
+
+  private async synchroniseNow(): Promise<void> {
     this.setStatus("synchronising");
     try {
       if (this.client.session === null) await this.client.connect();

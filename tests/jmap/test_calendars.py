@@ -372,6 +372,22 @@ def test_query_after_before_on_recurrences(client: JmapClient) -> None:
     # After the tenth and last instance (4 May), nothing.
     assert query("2026-05-05T00:00:00Z", "2026-06-01T00:00:00Z") == []
 
+    # The same windows nested in an operator: decided by expanding the series itself.
+    def nested(after: str, before: str) -> list[str]:
+        window = {"after": after, "before": before}
+        result = call(
+            client,
+            "CalendarEvent/query",
+            {"filter": {"operator": "AND", "conditions": [window, {"title": "point"}]}},
+        )
+        found: list[str] = result["ids"]
+        return found
+
+    assert nested("2026-03-16T00:00:00Z", "2026-03-17T00:00:00Z") == []
+    assert nested("2026-03-23T07:00:00Z", "2026-03-23T09:00:00Z") == []
+    assert nested("2026-03-23T13:00:00Z", "2026-03-23T13:30:00Z") == [weekly_id]
+    assert nested("2026-03-30T07:00:00Z", "2026-03-30T08:00:01Z") == [weekly_id]
+
     expanded = query("2026-03-09T00:00:00Z", "2026-03-31T00:00:00Z", expandRecurrences=True)
     number = weekly_id[1:]
     assert expanded == [
@@ -464,6 +480,11 @@ def test_query_filters_sort_and_errors(client: JmapClient) -> None:
     assert ids({}) == [b, a]  # by start
     assert ids({"sort": [{"property": "start", "isAscending": False}]}) == [a, b]
     assert ids({"sort": [{"property": "title"}]}) == [a, b]
+    # created/updated: when the server stored the object (a before b).
+    assert ids({"sort": [{"property": "created"}]}) == [a, b]
+    assert ids({"sort": [{"property": "created", "isAscending": False}]}) == [b, a]
+    call(client, "CalendarEvent/set", {"update": {a: {"title": "Alpha 2"}}})
+    assert ids({"sort": [{"property": "updated"}]}) == [b, a]
     assert ids({"filter": {"inCalendars": [other]}}) == [b]
     assert ids({"filter": {"title": "alp"}}) == [a]
     assert ids({"filter": {"text": "zoé"}}) == [a]

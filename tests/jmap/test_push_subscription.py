@@ -476,3 +476,29 @@ def test_sweep_destroys_expired_subscriptions(
     finally:
         node.run(restarted.stop())
     assert receiver.posts.empty()
+
+
+def test_update_and_destroy_by_creation_id(client: JmapClient, receiver: Receiver) -> None:
+    """RFC 8620 §5.3: "#creationId" names what the same request created (create runs
+    before update and destroy)."""
+    answer = client.request(
+        [
+            [
+                "PushSubscription/set",
+                {
+                    "create": {"n": {"deviceClientId": "d", "url": receiver.url}},
+                    "update": {"#n": {"types": ["Email"]}},
+                },
+                "a",
+            ],
+            ["PushSubscription/get", {"ids": ["#n"], "properties": ["types"]}, "b"],
+            ["PushSubscription/set", {"destroy": ["#n"]}, "c"],
+        ],
+        using=CORE,
+    )
+    first, second, third = answer["methodResponses"]
+    created_id = first[1]["created"]["n"]["id"]
+    assert first[1]["updated"] == {created_id: None}
+    assert second[1]["list"] == [{"id": created_id, "types": ["Email"]}]
+    assert third[1]["destroyed"] == [created_id]
+    assert push_get(client)["list"] == []

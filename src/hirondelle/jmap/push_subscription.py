@@ -211,7 +211,9 @@ async def set_(call: Call) -> dict[str, Any]:
         except SetError as error:
             not_updated[raw_id] = error.to_json()
             continue
-        updated[raw_id] = changed
+        # Keyed by the subscription's id, also when named by "#creationId" (as the
+        # other /set methods here do).
+        updated[subscription_id_string(subscription.id)] = changed
         dispatcher.updated(subscription)
     destroyed: list[str] = []
     not_destroyed: dict[str, Any] = {}
@@ -226,7 +228,7 @@ async def set_(call: Call) -> dict[str, Any]:
         if not removed or number is None:
             not_destroyed[raw_id] = SetError("notFound").to_json()
             continue
-        destroyed.append(raw_id)
+        destroyed.append(subscription_id_string(number))
         dispatcher.destroyed(number)
     response.update(
         created=created or None,
@@ -298,7 +300,8 @@ async def _create(
 async def _update(
     call: Call, account_id: int, raw_id: str, patch: object
 ) -> tuple[StoredSubscription, dict[str, Any] | None]:
-    number = _decode_id(raw_id)
+    # RFC 8620 §5.3: "#creationId" names a subscription created earlier in the request.
+    number = _decode_id(call.resolve_id(raw_id) if raw_id.startswith("#") else raw_id)
     if number is None:
         raise SetError("notFound")
     current = await call.services.database.read(

@@ -1068,6 +1068,66 @@ def _as_int(flag: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
 _COUNT_FIELDS = ("emails", "unseen", "unread", "deleted", "size")
 
 
+class _ThreadCountStatements:
+    """The statements of :func:`refresh_thread_counts`, built once (every delivery runs
+    them: building and cache-keying fresh Core statements each time cost more CPU on
+    the one SQLite writer thread than running them). ``threads`` is an expanding
+    parameter."""
+
+    def __init__(self) -> None:
+        mt, mm, e, mb = (
+            schema.mailbox_threads,
+            schema.mailbox_messages,
+            schema.emails,
+            schema.mailboxes,
+        )
+        threads: sa.BindParameter[list[int]] = sa.bindparam("threads", expanding=True)
+        unread = ~_has(e.c.keywords, "$seen") & ~_has(e.c.keywords, "$draft")
+        self.old = sa.select(
+            mt.c.mailbox_id,
+            mt.c.thread_id,
+            *(mt.c[f] for f in _COUNT_FIELDS),
+            mt.c.thread_unread,
+        ).where(mt.c.thread_id.in_(threads))
+        self.thread_unread = (
+            sa.select(e.c.thread_id, sa.func.sum(_as_int(unread)))
+            .where(e.c.thread_id.in_(threads))
+            .group_by(e.c.thread_id)
+        )
+        self.new = (
+            sa.select(
+                mm.c.mailbox_id,
+                e.c.thread_id,
+                sa.func.count(),
+                sa.func.sum(_as_int(~_has(e.c.keywords, "$seen"))),
+                sa.func.sum(_as_int(unread)),
+                sa.func.sum(_as_int(_has(e.c.keywords, "$deleted"))),
+                sa.func.sum(e.c.size),
+            )
+            .join(mm, mm.c.email_id == e.c.id)
+            .where(e.c.thread_id.in_(threads))
+            .group_by(mm.c.mailbox_id, e.c.thread_id)
+        )
+        self.delete = mt.delete().where(mt.c.thread_id.in_(threads))
+        self.insert = mt.insert()
+        self.update_mailbox = (
+            mb.update()
+            .where(mb.c.id == sa.bindparam("mailbox"))
+            .values(
+                total_emails=mb.c.total_emails + sa.bindparam("d0"),
+                unseen_emails=mb.c.unseen_emails + sa.bindparam("d1"),
+                unread_emails=mb.c.unread_emails + sa.bindparam("d2"),
+                deleted_emails=mb.c.deleted_emails + sa.bindparam("d3"),
+                total_size=mb.c.total_size + sa.bindparam("d4"),
+                total_threads=mb.c.total_threads + sa.bindparam("d5"),
+                unread_threads=mb.c.unread_threads + sa.bindparam("d6"),
+            )
+        )
+
+
+_THREAD_COUNTS = _ThreadCountStatements()
+
+
 def refresh_thread_counts(conn: Connection, thread_ids: Iterable[int]) -> None:
     """Bring ``mailbox_threads`` and the mailbox counter columns up to date for
     ``thread_ids`` after a write changed their emails' memberships or keywords.
@@ -1079,45 +1139,19 @@ def refresh_thread_counts(conn: Connection, thread_ids: Iterable[int]) -> None:
     scanning (RFC 8621 §2 counts; RFC 9051 §6.3.11 STATUS). Idempotent, so a re-run write
     function (SQLite group commit) is safe.
     """
-    mt, mm, e, mb = schema.mailbox_threads, schema.mailbox_messages, schema.emails, schema.mailboxes
+    statements = _THREAD_COUNTS
     threads = sorted(set(thread_ids))
     for start in range(0, len(threads), 500):
-        chunk = threads[start : start + 500]
+        chunk = {"threads": threads[start : start + 500]}
         old: dict[tuple[int, int], tuple[int, ...]] = {
             (int(row[0]), int(row[1])): tuple(int(v) for v in row[2:])
-            for row in conn.execute(
-                sa.select(
-                    mt.c.mailbox_id,
-                    mt.c.thread_id,
-                    *(mt.c[f] for f in _COUNT_FIELDS),
-                    mt.c.thread_unread,
-                ).where(mt.c.thread_id.in_(chunk))
-            )
+            for row in conn.execute(statements.old, chunk)
         }
-        unread = ~_has(e.c.keywords, "$seen") & ~_has(e.c.keywords, "$draft")
         thread_unread: dict[int, int] = {
-            int(t): int(n or 0)
-            for t, n in conn.execute(
-                sa.select(e.c.thread_id, sa.func.sum(_as_int(unread)))
-                .where(e.c.thread_id.in_(chunk))
-                .group_by(e.c.thread_id)
-            )
+            int(t): int(n or 0) for t, n in conn.execute(statements.thread_unread, chunk)
         }
         new: dict[tuple[int, int], tuple[int, ...]] = {}
-        for row in conn.execute(
-            sa.select(
-                mm.c.mailbox_id,
-                e.c.thread_id,
-                sa.func.count(),
-                sa.func.sum(_as_int(~_has(e.c.keywords, "$seen"))),
-                sa.func.sum(_as_int(unread)),
-                sa.func.sum(_as_int(_has(e.c.keywords, "$deleted"))),
-                sa.func.sum(e.c.size),
-            )
-            .join(mm, mm.c.email_id == e.c.id)
-            .where(e.c.thread_id.in_(chunk))
-            .group_by(mm.c.mailbox_id, e.c.thread_id)
-        ):
+        for row in conn.execute(statements.new, chunk):
             key = (int(row[0]), int(row[1]))
             new[key] = (*(int(v or 0) for v in row[2:]), thread_unread.get(key[1], 0))
         deltas: dict[int, list[int]] = {}
@@ -1133,10 +1167,10 @@ def refresh_thread_counts(conn: Connection, thread_ids: Iterable[int]) -> None:
                 before is not None and before[5] > 0
             )
         if old.keys() - new.keys() or any(old.get(k) != v for k, v in new.items()):
-            conn.execute(mt.delete().where(mt.c.thread_id.in_(chunk)))
+            conn.execute(statements.delete, chunk)
             if new:
                 conn.execute(
-                    mt.insert(),
+                    statements.insert,
                     [
                         dict(
                             mailbox_id=m,
@@ -1149,17 +1183,8 @@ def refresh_thread_counts(conn: Connection, thread_ids: Iterable[int]) -> None:
         for mailbox_id, d in deltas.items():
             if any(d):
                 conn.execute(
-                    mb.update()
-                    .where(mb.c.id == mailbox_id)
-                    .values(
-                        total_emails=mb.c.total_emails + d[0],
-                        unseen_emails=mb.c.unseen_emails + d[1],
-                        unread_emails=mb.c.unread_emails + d[2],
-                        deleted_emails=mb.c.deleted_emails + d[3],
-                        total_size=mb.c.total_size + d[4],
-                        total_threads=mb.c.total_threads + d[5],
-                        unread_threads=mb.c.unread_threads + d[6],
-                    )
+                    statements.update_mailbox,
+                    {"mailbox": mailbox_id, **{f"d{i}": value for i, value in enumerate(d)}},
                 )
 
 

@@ -626,3 +626,17 @@ def test_get_reduces_overrides_and_participants_on_request(client: JmapClient) -
         {"ids": [event_id], "recurrenceOverridesAfter": "soon"},
         "invalidArguments",
     )
+
+
+def test_destroying_the_default_calendar_makes_a_new_one(client: JmapClient) -> None:
+    """Every account has a calendar for invitations (as over CalDAV, where the default
+    calendar comes back on next use): destroying it gives a new, empty default."""
+    default = default_calendar(client)
+    old_event, _ = create_event(client, {"start": "2026-01-01T10:00:00"})
+    destroyed = call(client, "Calendar/set", {"destroy": [default], "onDestroyRemoveEvents": True})
+    assert destroyed["destroyed"] == [default]
+    (fresh,) = call(client, "Calendar/get", {"ids": None})["list"]
+    assert fresh["id"] != default and fresh["isDefault"] is True
+    assert call(client, "CalendarEvent/get", {"ids": [old_event]})["notFound"] == [old_event]
+    _event_id, created = create_event(client, {"start": "2026-01-01T10:00:00"})
+    assert created["calendarIds"] == {fresh["id"]: True}

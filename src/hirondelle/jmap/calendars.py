@@ -785,6 +785,12 @@ async def event_set(call: Call) -> dict[str, Any]:
     async def calendar_of(value: object) -> Collection:
         calendars = await _calendars(call)
         if value is None:
+            if not calendars:
+                raise SetError(
+                    "invalidProperties",
+                    "the account has no calendar: create one first",
+                    properties=["calendarIds"],
+                )
             return _default_calendar(calendars)
         if not isinstance(value, dict) or any(v is not True for v in value.values()):
             raise SetError(

@@ -531,3 +531,36 @@ def test_one_bad_value_in_a_good_event_is_refused_precisely(
         return
     calendar_rules.parse(written.to_ical().decode("utf-8"))
     jscalendar.to_jscalendar(icalendar.Calendar.from_ical(written.to_ical()))
+
+
+OUTLOOK = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:Microsoft Exchange Server 2010\r\n"
+    "BEGIN:VTIMEZONE\r\nTZID:W. Europe Standard Time\r\n"
+    "BEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\n"
+    "TZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\r\n"
+    "END:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\n"
+    "TZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\r\n"
+    "END:DAYLIGHT\r\nEND:VTIMEZONE\r\n"
+    "BEGIN:VEVENT\r\nUID:outlook-1\r\nDTSTAMP:20260101T000000Z\r\n"
+    "DTSTART;TZID=W. Europe Standard Time:20260601T100000\r\n"
+    "DTEND;TZID=W. Europe Standard Time:20260601T110000\r\n"
+    "SUMMARY:From Outlook\r\nX-MICROSOFT-CDO-BUSYSTATUS:BUSY\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_a_time_zone_only_the_object_defines_is_kept_on_update() -> None:
+    """Outlook names its own VTIMEZONEs: an update through JMAP must not refuse them."""
+    base = icalendar.Calendar.from_ical(OUTLOOK)
+    event = jscalendar.to_jscalendar(base)
+    assert event["timeZone"] == "W. Europe Standard Time"
+    assert event["start"] == "2026-06-01T10:00:00" and event["duration"] == "PT1H"
+    written = jscalendar.to_icalendar({**event, "title": "Renamed"}, base=base)
+    text = written.to_ical().decode()
+    assert "DTSTART;TZID=W. Europe Standard Time:20260601T100000" in text.replace("\r\n ", "")
+    assert "TZID:W. Europe Standard Time" in text
+    assert "X-MICROSOFT-CDO-BUSYSTATUS:BUSY" in text
+    # Not accepted for an object that does not define it.
+    with pytest.raises(JSCalendarError) as raised:
+        jscalendar.to_icalendar({**event, "uid": "other"})
+    assert raised.value.path == "timeZone"

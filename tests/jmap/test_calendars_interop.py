@@ -372,3 +372,25 @@ def test_caldav_change_is_pushed_as_calendar_event(node: JmapNode, client: JmapC
         assert list(changed) == ["CalendarEvent"]
         assert int(changed["CalendarEvent"]) > int(state)
     assert len(call(client, "CalendarEvent/changes", {"sinceState": state})["created"]) == 1
+
+
+def test_an_object_of_instances_only_is_read_but_not_rewritten(
+    node: JmapNode, client: JmapClient
+) -> None:
+    """An invitation to one occurrence of another's series has no master: JMAP shows it
+    and refuses to write it back as a master (it would stop being an occurrence)."""
+    calendar = default_dav_calendar(node)
+    calendar.save_event(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\n"
+        "BEGIN:VEVENT\r\nUID:series-x@example.net\r\nDTSTAMP:20260101T000000Z\r\n"
+        "RECURRENCE-ID:20260105T090000Z\r\nDTSTART:20260105T100000Z\r\n"
+        "DTEND:20260105T110000Z\r\nSUMMARY:One occurrence\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    (event_id,) = call(client, "CalendarEvent/query", {"filter": {"uid": "series-x@example.net"}})[
+        "ids"
+    ]
+    assert get_event(client, event_id)["title"] == "One occurrence"
+    refused = call(client, "CalendarEvent/set", {"update": {event_id: {"title": "x"}}})
+    assert refused["notUpdated"][event_id]["type"] == "forbidden"
+    stored = calendar.event_by_uid("series-x@example.net")
+    assert "RECURRENCE-ID" in stored.icalendar_component

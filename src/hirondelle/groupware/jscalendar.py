@@ -611,8 +611,10 @@ def instance(event: dict[str, Any], recurrence_id: str) -> dict[str, Any]:
 # -- JSCalendar -> iCalendar -------------------------------------------------------------------
 
 
-def check(event: dict[str, Any], *, allowed: Iterable[str] = ()) -> None:
-    """Types and values of a whole Event (RFC 8984 §4-§5); JSCalendarError."""
+def check(event: dict[str, Any], *, allowed: Iterable[str] = (), zones: Iterable[str] = ()) -> None:
+    """Types and values of a whole Event (RFC 8984 §4-§5); JSCalendarError. ``zones``:
+    TZIDs the stored object defines itself (Outlook's "W. Europe Standard Time")."""
+    zones = frozenset(zones)
     known = set(EVENT_PROPERTIES) | {"prodId", "method"} | set(allowed)
     for key in event:
         if key not in known:
@@ -628,7 +630,7 @@ def check(event: dict[str, Any], *, allowed: Iterable[str] = ()) -> None:
             raise JSCalendarError(key, f"{key} must be a string")
     parse_local(event.get("start"), "start")
     zone = event.get("timeZone")
-    if zone is not None and not valid_time_zone(zone):
+    if zone is not None and not valid_time_zone(zone) and zone not in zones:
         raise JSCalendarError("timeZone", f"unknown time zone {zone!r}")
     parse_duration(event.get("duration", "PT0S"), "duration")
     if not isinstance(event.get("showWithoutTime", False), bool):
@@ -679,7 +681,7 @@ def check(event: dict[str, Any], *, allowed: Iterable[str] = ()) -> None:
                     body, {k: v for k, v in patch.items() if k != "excluded"}, path
                 )
                 try:
-                    check({**patched, "uid": uid})
+                    check({**patched, "uid": uid}, zones=zones)
                 except JSCalendarError as exc:
                     raise JSCalendarError(path, f"{path}: {exc.message}") from None
 
@@ -1106,7 +1108,14 @@ def to_icalendar(
 ) -> icalendar.Calendar:
     """The calendar object of an Event (checked with :func:`check` first), written onto
     ``base`` (the stored object) so that what this module does not map is kept."""
-    check(event, allowed=("id", "calendarIds", "isDraft", "isOrigin", "utcStart", "utcEnd"))
+    own_zones = (
+        {str(tz.get("TZID", "")) for tz in base.walk("VTIMEZONE")} if base is not None else set()
+    )
+    check(
+        event,
+        allowed=("id", "calendarIds", "isDraft", "isOrigin", "utcStart", "utcEnd"),
+        zones=own_zones,
+    )
     now = now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     calendar = icalendar.Calendar()
     if base is not None:

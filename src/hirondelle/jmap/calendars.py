@@ -893,6 +893,10 @@ async def event_set(call: Call) -> dict[str, Any]:
             return None
         for _attempt in range(3):
             stored, calendar, event, _recurrence_id = await load(object_id)
+            if jscalendar.master_of(calendar) is None:
+                # Only instances of someone else's series (an invitation to some
+                # occurrences): written back as a master it would stop being that.
+                raise SetError("forbidden", "this object holds only some instances of a series")
             for key in changes:
                 head = key.split("/")[0]
                 if head in _SERVER_SET or (head == "uid" and changes[key] != event.get("uid")):

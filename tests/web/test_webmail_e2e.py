@@ -57,6 +57,21 @@ def sign_in(page: Page, node: JmapNode, *, password: str = PASSWORD) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
+def wait_until(page: Page, script: str, arg: object = None, *, timeout: float = 20) -> None:
+    """Poll an async page script until it answers true. (``page.wait_for_function`` does
+    not await a promise: an async predicate's promise is truthy at once, so it would not
+    wait at all; ``page.evaluate`` does await.)"""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(script, arg):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {script[:80]}"
+        page.wait_for_timeout(100)
+
+
+HAS_OFFLINE_COPY = (
+    "async () => (await indexedDB.databases()).some(d => d.name.startsWith('hirondelle-'))"
+)
+
+
 def test_sign_in_and_read_a_message(node: JmapNode, context: BrowserContext) -> None:
     node.deliver(message("Quarterly figures"))
     page = context.new_page()
@@ -118,9 +133,7 @@ def test_offline_reading_moving_and_sending(node: JmapNode, context: BrowserCont
     # The page reloads into offline mode and resumes the session from its cookie.
     expect(page.get_by_role("option").filter(has_text="Kept for the train")).to_be_visible()
     expect(page.get_by_role("checkbox", name="Use this computer offline")).to_be_checked()
-    page.wait_for_function(
-        "async () => (await indexedDB.databases()).some(d => d.name.startsWith('hirondelle-'))"
-    )
+    wait_until(page, HAS_OFFLINE_COPY)
     expect(page.get_by_role("status").filter(has_text="Online")).to_be_visible()
 
     context.set_offline(True)
@@ -156,9 +169,7 @@ def test_sign_out_leaves_nothing_behind(node: JmapNode, context: BrowserContext)
     sign_in(page, node)
     page.get_by_role("checkbox", name="Use this computer offline").check()
     expect(page.get_by_role("option").filter(has_text="Private")).to_be_visible()
-    page.wait_for_function(
-        "async () => (await indexedDB.databases()).some(d => d.name.startsWith('hirondelle-'))"
-    )
+    wait_until(page, HAS_OFFLINE_COPY)
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     leftovers = page.evaluate(
@@ -376,9 +387,7 @@ def test_the_administrator_switch_purges_the_offline_copy(
     sign_in(page, node)
     page.get_by_role("checkbox", name="Use this computer offline").check()
     expect(page.get_by_role("option").filter(has_text="Confidential")).to_be_visible()
-    page.wait_for_function(
-        "async () => (await indexedDB.databases()).some(d => d.name.startsWith('hirondelle-'))"
-    )
+    wait_until(page, HAS_OFFLINE_COPY)
     node.run(WebOfflinePolicy(node.services.database).set_account(ADDRESS, allowed=False))
     # The app asks again whenever its connection comes back.
     context.set_offline(True)
@@ -396,9 +405,7 @@ def go_offline_with_a_copy(page: Page, node: JmapNode, context: BrowserContext) 
     sign_in(page, node)
     page.get_by_role("checkbox", name="Use this computer offline").check()
     expect(page.get_by_role("checkbox", name="Use this computer offline")).to_be_checked()
-    page.wait_for_function(
-        "async () => (await indexedDB.databases()).some(d => d.name.startsWith('hirondelle-'))"
-    )
+    wait_until(page, HAS_OFFLINE_COPY)
     expect(page.get_by_role("status").filter(has_text="Online")).to_be_visible()
     context.set_offline(True)
     expect(page.get_by_role("status").filter(has_text="Offline")).to_be_visible()
@@ -485,7 +492,7 @@ def test_settings_keep_a_chosen_folder_offline(node: JmapNode, context: BrowserC
     settings.get_by_role("button", name="Save").click()
     expect(settings.get_by_role("status")).to_have_text("Settings saved.")
     settings.get_by_role("button", name="Close").click()
-    page.wait_for_function(CACHED_SUBJECT, arg="Filed report")
+    wait_until(page, CACHED_SUBJECT, "Filed report")
 
     context.set_offline(True)
     expect(page.get_by_role("status").filter(has_text="Offline")).to_be_visible()
@@ -525,7 +532,7 @@ def test_typing_as_soon_as_the_composer_opens_is_kept(
     page.evaluate(
         """() => new Promise((resolve) => {
             const observer = new MutationObserver(() => {
-                const field = document.querySelector('[role=dialog] input[autocomplete=email]');
+                const field = document.querySelector('[role=dialog] input[role=combobox]');
                 if (!field) return;
                 observer.disconnect();
                 field.value = 'Bob <bob@example.test>';

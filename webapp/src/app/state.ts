@@ -9,6 +9,7 @@ import { signal } from "@preact/signals";
 import type { MessageKey } from "../i18n";
 import { JmapClient } from "../jmap/client";
 import type { GetResponse, Id, Identity, Mailbox } from "../jmap/types";
+import { MemoryPeopleCache, PeopleCache, type PeopleStore, type Person, synchronisePeople } from "../mail/people";
 import { EMPTY_SELECTION, type Selection } from "../mail/selection";
 import { type SignedIn, SessionApi } from "../session";
 import type { Action, Draft } from "../sync/actions";
@@ -45,6 +46,8 @@ export const revision = signal(0);
 export const identities = signal<Identity[]>([]);
 /** The message being written, with the draft it replaces (null: the composer is closed). */
 export const composing = signal<{ draft: Draft; savedDraft: Id | null } | null>(null);
+/** The user's contacts and the domain directory, for address completion. */
+export const people = signal<Person[]>([]);
 /** The messages checked in the list (several-message commands and drag and drop). */
 export const selection = signal<Selection>(EMPTY_SELECTION);
 /** The search in progress (empty: the current mailbox is listed). */
@@ -53,6 +56,7 @@ export const searchText = signal("");
 export const offlineActive = signal(false);
 
 let engine: SyncEngine | null = null;
+let peopleStore: PeopleStore | null = null;
 let client: JmapClient | null = null;
 let stopPush: (() => void) | null = null;
 let retryTimer: ReturnType<typeof setInterval> | null = null;
@@ -161,6 +165,9 @@ export async function begin(signedIn: SignedIn): Promise<void> {
   engine = new SyncEngine(
     durable ? { client, cache } : { client, cache, windowDays: 7, firstSyncLimit: 100, bodies: false },
   );
+  // Contacts and the directory: on disk with the offline copy, in memory otherwise.
+  peopleStore = durable ? await PeopleCache.open(signedIn.account.accountId, indexedDB) : new MemoryPeopleCache();
+  people.value = await peopleStore.all();
   await engine.restore();
   engine.on((event) => {
     switch (event.type) {
@@ -211,6 +218,18 @@ export async function begin(signedIn: SignedIn): Promise<void> {
   await refresh();
   await loadIdentities();
   startPush();
+  await refreshPeople();
+}
+
+/** Follow the changes of contacts and directory (a failure leaves the copy as it was). */
+async function refreshPeople(): Promise<void> {
+  const store = peopleStore;
+  if (!store || !client) return;
+  try {
+    if (await synchronisePeople(client, store)) people.value = await store.all();
+  } catch {
+    // Offline or refused: completion goes on from the copy.
+  }
 }
 
 function startPush(): void {
@@ -258,6 +277,7 @@ function synchroniseSoon(): void {
     await running.synchronise();
     if (identities.value.length === 0) await loadIdentities();
     if (stopPush === null) startPush();
+    await refreshPeople();
   })().catch(() => undefined);
 }
 
@@ -272,6 +292,28 @@ export async function act(action: Action): Promise<void> {
 /** Several actions (a command on the selected messages), queued together. */
 export async function actAll(actions: Action[]): Promise<void> {
   await engine?.actAll(actions);
+}
+
+/**
+ * Whether new messages start in rich text: the composer's switch, remembered on this
+ * device. A preference, no data: it stays after sign-out, like the language.
+ */
+export const RICH_TEXT_KEY = "hirondelle.rich-text";
+
+export function richTextPreferred(): boolean {
+  try {
+    return localStorage.getItem(RICH_TEXT_KEY) === "on";
+  } catch {
+    return false;
+  }
+}
+
+export function preferRichText(on: boolean): void {
+  try {
+    localStorage.setItem(RICH_TEXT_KEY, on ? "on" : "off");
+  } catch {
+    // Private mode without storage: the switch holds for this message only.
+  }
 }
 
 export const NOTIFY_KEY = "hirondelle.notify";
@@ -320,6 +362,9 @@ export async function end({ serverSession = true }: { serverSession?: boolean } 
   await engine?.purge();
   engine = null;
   client = null;
+  peopleStore?.close();
+  peopleStore = null;
+  people.value = [];
   await purgeLocalCopies();
   try {
     localStorage.removeItem(OFFLINE_CHOICE_KEY);

@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 
-import { chooseOffline, composing, end, identities, offlineActive, offlineChosen, phase, searchText, session } from "../app/state";
+import { chooseOffline, composing, end, identities, offlineActive, offlineChosen, phase, richTextPreferred, searchText, session } from "../app/state";
 import { blankDraft } from "../mail/compose";
 import { Composer } from "./Composer";
 import { Settings } from "./Settings";
@@ -82,6 +82,7 @@ function startComposing(): void {
     draft: blankDraft({
       from: { name: identity?.name || session.value?.account.name || null, email: address },
       domain: address.split("@")[1] ?? "localhost",
+      rich: richTextPreferred(),
     }),
     savedDraft: null,
   };

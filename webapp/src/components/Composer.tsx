@@ -1,9 +1,12 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { act, composing, currentClient, identities, status } from "../app/state";
+import { act, composing, currentClient, identities, preferRichText, status } from "../app/state";
 import { t } from "../i18n";
 import { formatAddresses, parseAddresses } from "../mail/compose";
+import { htmlToText, sanitizeComposed, signatureHtml, textToHtml } from "../mail/richText";
 import { type Attachment, type Draft, newMessageId } from "../sync/actions";
+import { AddressField } from "./AddressField";
+import { RichEditor } from "./RichEditor";
 
 const AUTOSAVE_MS = 5_000;
 
@@ -48,6 +51,12 @@ function ComposerForm({ open }: { open: Opened }) {
   const [bcc, setBcc] = useState(() => formatAddresses(draft.bcc));
   const [subject, setSubject] = useState(draft.subject);
   const [body, setBody] = useState(draft.textBody);
+  // Rich or plain, per message; a draft with an htmlBody is rich. The editor's content is
+  // read from the editor itself (``editor``), never copied into state on each keystroke.
+  const [rich, setRich] = useState(draft.htmlBody !== null);
+  const [richStart, setRichStart] = useState(draft.htmlBody ?? "");
+  const [editorKey, setEditorKey] = useState(0);
+  const editor = useRef<HTMLDivElement>(null);
   const [attachments, setAttachments] = useState<Attachment[]>(draft.attachments);
   const [identityId, setIdentityId] = useState("");
   const [message, setMessage] = useState<string | null>(null);
@@ -62,7 +71,16 @@ function ComposerForm({ open }: { open: Opened }) {
     // the fields hold their values (setting a value moves the caret to its end).
     const timer = setTimeout(() => {
       const area = bodyInput.current;
-      if (draft.to.length > 0 && area) {
+      const richArea = editor.current;
+      if (draft.to.length > 0 && richArea) {
+        richArea.focus();
+        const range = document.createRange();
+        range.setStart(richArea, 0);
+        range.collapse(true);
+        document.getSelection()?.removeAllRanges();
+        document.getSelection()?.addRange(range);
+        richArea.scrollTop = 0;
+      } else if (draft.to.length > 0 && area) {
         area.focus();
         area.setSelectionRange(0, 0);
         area.scrollTop = 0;
@@ -73,6 +91,19 @@ function ComposerForm({ open }: { open: Opened }) {
 
   const identity = identities.value.find((i) => i.id === identityId) ?? identities.value[0];
 
+  /** The text and HTML bodies as they will be sent: signed, sanitised, the text generated. */
+  function bodies(): { textBody: string; htmlBody: string | null } {
+    if (!rich) {
+      const signed = identity?.textSignature && !body.includes(identity.textSignature) ? `${body}\n\n-- \n${identity.textSignature}` : body;
+      return { textBody: signed, htmlBody: null };
+    }
+    let html = editor.current?.innerHTML ?? richStart;
+    const signature = identity ? signatureHtml(identity) : "";
+    if (signature && !html.includes(signature)) html += signature;
+    const htmlBody = sanitizeComposed(html);
+    return { textBody: htmlToText(htmlBody), htmlBody };
+  }
+
   function build(messageId: string): Draft {
     const from = identity ? [{ name: identity.name || null, email: identity.email }] : open.draft.from;
     return {
@@ -82,10 +113,24 @@ function ComposerForm({ open }: { open: Opened }) {
       cc: parseAddresses(cc),
       bcc: parseAddresses(bcc),
       subject,
-      textBody: identity?.textSignature && !body.includes(identity.textSignature) ? `${body}\n\n-- \n${identity.textSignature}` : body,
+      ...bodies(),
       attachments,
       messageId,
     };
+  }
+
+  /** The rich/plain switch: converts what is written, and is remembered for new messages. */
+  function switchRich(on: boolean): void {
+    if (on === rich) return;
+    if (on) {
+      setRichStart(textToHtml(body));
+      setEditorKey((n) => n + 1);
+    } else {
+      setBody(htmlToText(editor.current?.innerHTML ?? richStart));
+    }
+    setRich(on);
+    preferRichText(on);
+    changed();
   }
 
   async function saveDraft(): Promise<void> {
@@ -186,26 +231,25 @@ function ComposerForm({ open }: { open: Opened }) {
             </select>
           </label>
         )}
-        <label>
-          {t("compose.to")}
-          <input ref={first} value={to} onInput={(e) => { setTo(e.currentTarget.value); changed(); }} autocomplete="email" />
-        </label>
-        <label>
-          {t("compose.cc")}
-          <input value={cc} onInput={(e) => { setCc(e.currentTarget.value); changed(); }} />
-        </label>
-        <label>
-          {t("compose.bcc")}
-          <input value={bcc} onInput={(e) => { setBcc(e.currentTarget.value); changed(); }} />
-        </label>
+        <AddressField label={t("compose.to")} inputRef={first} value={to} onChange={(value) => { setTo(value); changed(); }} />
+        <AddressField label={t("compose.cc")} value={cc} onChange={(value) => { setCc(value); changed(); }} />
+        <AddressField label={t("compose.bcc")} value={bcc} onChange={(value) => { setBcc(value); changed(); }} />
         <label>
           {t("compose.subject")}
           <input value={subject} onInput={(e) => { setSubject(e.currentTarget.value); changed(); }} />
         </label>
-        <label class="grow">
-          {t("compose.body")}
-          <textarea ref={bodyInput} value={body} rows={10} onInput={(e) => { setBody(e.currentTarget.value); changed(); }} />
+        <label class="check rich-switch">
+          <input type="checkbox" role="switch" checked={rich} onChange={(e) => switchRich(e.currentTarget.checked)} />
+          {t("compose.rich")}
         </label>
+        {rich ? (
+          <RichEditor key={editorKey} initial={richStart} editor={editor} onInput={changed} />
+        ) : (
+          <label class="grow">
+            {t("compose.body")}
+            <textarea ref={bodyInput} value={body} rows={10} onInput={(e) => { setBody(e.currentTarget.value); changed(); }} />
+          </label>
+        )}
         {attachments.length > 0 && (
           <ul class="attachments" aria-label={t("mail.attachments")}>
             {attachments.map((a) => (

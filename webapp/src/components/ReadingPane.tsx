@@ -1,10 +1,10 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { TRUSTED_SENDERS_KEY, act, composing, currentClient, currentEmail, currentEngine, currentMailbox, identities, mailboxes, revision, session, status } from "../app/state";
+import { TRUSTED_SENDERS_KEY, act, composing, richTextPreferred, currentClient, currentEmail, currentEngine, currentMailbox, identities, mailboxes, revision, session, status } from "../app/state";
 import { formatDate, formatFullDate, mailboxName, t } from "../i18n";
 import { NetworkError } from "../jmap/client";
 import { BODY_PROPERTIES, EMAIL_PROPERTIES, type Email, type EmailAddress, type EmailBody, type GetResponse } from "../jmap/types";
-import { type ComposeStart, forwardDraft, replyDraft } from "../mail/compose";
+import { type ComposeStart, type Original, forwardDraft, replyDraft } from "../mail/compose";
 import { plainTextDocument, sanitizeMail } from "../mail/sanitize";
 
 function trustedSenders(): Set<string> {
@@ -67,12 +67,19 @@ function plainText(body: EmailBody): string {
   return body.textBody.map((part) => (part.partId ? (body.bodyValues[part.partId]?.value ?? "") : "")).join("\n");
 }
 
+/** What a reply or forward quotes: the text, and the HTML when the message has some. */
+function original(body: EmailBody): Original {
+  const html = body.htmlBody.find((part) => part.type === "text/html" && part.partId && body.bodyValues[part.partId]);
+  return { text: plainText(body), html: html?.partId ? (body.bodyValues[html.partId]?.value ?? null) : null };
+}
+
 function composeStart(): ComposeStart {
   const identity = identities.value[0];
   const address = identity?.email ?? session.value?.account.address ?? "";
   return {
     from: { name: identity?.name || session.value?.account.name || null, email: address },
     domain: address.split("@")[1] ?? "localhost",
+    rich: richTextPreferred(),
   };
 }
 
@@ -214,10 +221,10 @@ export function ReadingPane() {
   return (
     <article class="reader" aria-labelledby="reader-subject">
       <div class="toolbar" role="toolbar" aria-label={t("mail.actions")}>
-        <button type="button" onClick={() => (composing.value = { draft: replyDraft(email, plainText(body), composeStart(), { all: false }), savedDraft: null })}>
+        <button type="button" onClick={() => (composing.value = { draft: replyDraft(email, original(body), composeStart(), { all: false }), savedDraft: null })}>
           {t("mail.reply")}
         </button>
-        <button type="button" onClick={() => (composing.value = { draft: replyDraft(email, plainText(body), composeStart(), { all: true }), savedDraft: null })}>
+        <button type="button" onClick={() => (composing.value = { draft: replyDraft(email, original(body), composeStart(), { all: true }), savedDraft: null })}>
           {t("mail.replyAll")}
         </button>
         <button
@@ -226,7 +233,7 @@ export function ReadingPane() {
             const attachments = body.attachments.flatMap((part) =>
               part.blobId ? [{ blobId: part.blobId, type: part.type, name: part.name ?? t("mail.attachmentName"), size: part.size }] : [],
             );
-            composing.value = { draft: forwardDraft(email, plainText(body), attachments, composeStart()), savedDraft: null };
+            composing.value = { draft: forwardDraft(email, original(body), attachments, composeStart()), savedDraft: null };
           }}
         >
           {t("mail.forward")}

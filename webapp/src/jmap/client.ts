@@ -8,8 +8,10 @@
  */
 
 import {
+  CONTACTS,
   CORE,
   MAIL,
+  PRINCIPALS,
   SUBMISSION,
   type Id,
   type Invocation,
@@ -239,7 +241,10 @@ export class JmapClient {
   /** POST method calls to the API URL (RFC 8620 §3.1). */
   async post(methodCalls: Invocation[]): Promise<JmapResponse> {
     const session = this.session ?? (await this.connect());
-    const request: JmapRequest = { using: [CORE, MAIL, SUBMISSION], methodCalls };
+    // Contacts and principals only when the server offers them: an unknown capability in
+    // "using" fails the whole request (RFC 8620 §3.6.1 unknownCapability).
+    const optional = [CONTACTS, PRINCIPALS].filter((capability) => capability in session.capabilities);
+    const request: JmapRequest = { using: [CORE, MAIL, SUBMISSION, ...optional], methodCalls };
     const response = await this.send(session.apiUrl, {
       method: "POST",
       headers: { "Content-Type": "application/json" },

@@ -14,6 +14,9 @@ export type Invocation = [string, Record<string, unknown>, string];
 export const CORE = "urn:ietf:params:jmap:core";
 export const MAIL = "urn:ietf:params:jmap:mail";
 export const SUBMISSION = "urn:ietf:params:jmap:submission";
+/** RFC 9610 (JMAP for Contacts) and RFC 9670 (JMAP Sharing: Principals). */
+export const CONTACTS = "urn:ietf:params:jmap:contacts";
+export const PRINCIPALS = "urn:ietf:params:jmap:principals";
 
 /** RFC 8620 §3.3 */
 export interface JmapRequest {
@@ -217,4 +220,20 @@ export interface QueryResponse {
 export interface StateChange {
   "@type": "StateChange";
   changed: Record<Id, Record<string, string>>;
+}
+
+/** RFC 9610 §3 / RFC 9553: the parts of a ContactCard address completion reads. */
+export interface ContactCard {
+  id: Id;
+  kind?: string;
+  name?: { full?: string; components?: { kind: string; value: string }[] } | null;
+  emails?: Record<string, { address: string; pref?: number; label?: string }> | null;
+}
+
+/** RFC 9670 §2: a Principal of the domain directory. */
+export interface Principal {
+  id: Id;
+  type: string;
+  name: string;
+  email: string | null;
 }

@@ -5,6 +5,7 @@
 
 import type { Email, EmailAddress } from "../jmap/types";
 import { type Attachment, type Draft, newMessageId } from "../sync/actions";
+import { quotedHtml, sanitizeComposed, textToHtml } from "./richText";
 
 /** "Alice <a@x.org>, b@y.org" → addresses; what is not an address is left out. */
 export function parseAddresses(text: string): EmailAddress[] {
@@ -36,6 +37,21 @@ export function parseAddresses(text: string): EmailAddress[] {
     }
   }
   return result;
+}
+
+/** Where the address being typed starts: after the last comma or semicolon outside quotes. */
+export function currentToken(text: string): { before: string; token: string } {
+  let quoted = false;
+  let angle = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '"') quoted = !quoted;
+    else if (char === "<" && !quoted) angle = true;
+    else if (char === ">" && !quoted) angle = false;
+    else if ((char === "," || char === ";") && !quoted && !angle) start = i + 1;
+  }
+  return { before: text.slice(0, start), token: text.slice(start) };
 }
 
 export function formatAddresses(list: EmailAddress[] | null): string {
@@ -70,9 +86,18 @@ function without(list: EmailAddress[], self: string): EmailAddress[] {
 export interface ComposeStart {
   from: EmailAddress;
   domain: string;
+  /** Write in rich text (the draft then has an htmlBody; null means plain text). */
+  rich?: boolean;
 }
 
-export function blankDraft({ from, domain }: ComposeStart): Draft {
+/** The message being answered or forwarded: its text, and its HTML when it has some. */
+export interface Original {
+  text: string;
+  html: string | null;
+}
+
+export function blankDraft(start: ComposeStart): Draft {
+  const { from, domain } = start;
   return {
     from: [from],
     to: [],
@@ -80,7 +105,7 @@ export function blankDraft({ from, domain }: ComposeStart): Draft {
     bcc: [],
     subject: "",
     textBody: "",
-    htmlBody: null,
+    htmlBody: start.rich ? "" : null,
     inReplyTo: null,
     references: null,
     messageId: newMessageId(domain),
@@ -88,8 +113,11 @@ export function blankDraft({ from, domain }: ComposeStart): Draft {
   };
 }
 
-/** A reply (or reply to all) to ``email`` whose text is ``text``. */
-export function replyDraft(email: Email, text: string, start: ComposeStart, { all }: { all: boolean }): Draft {
+/**
+ * A reply (or reply to all) to ``email``: its text quoted with "> ", and in rich text its
+ * HTML (made safe) in a blockquote.
+ */
+export function replyDraft(email: Email, original: Original, start: ComposeStart, { all }: { all: boolean }): Draft {
   const self = start.from.email;
   const to = email.replyTo?.length ? email.replyTo : (email.from ?? []);
   const cc = all ? without([...(email.to ?? []), ...(email.cc ?? [])], self).filter((a) => !to.some((t) => t.email === a.email)) : [];
@@ -101,14 +129,15 @@ export function replyDraft(email: Email, text: string, start: ComposeStart, { al
     to: without(to, all ? self : ""),
     cc,
     subject: prefixed("Re", email.subject),
-    textBody: `\n\n${intro}\n${quote(text)}`,
+    textBody: `\n\n${intro}\n${quote(original.text)}`,
+    htmlBody: start.rich ? quotedHtml(intro, original) : null,
     inReplyTo: email.messageId ?? null,
     references: references.length ? references : null,
   };
 }
 
-/** A forward of ``email``: its text quoted in the body, its attachments attached again. */
-export function forwardDraft(email: Email, text: string, attachments: Attachment[], start: ComposeStart): Draft {
+/** A forward of ``email``: its text (or HTML) under a header, its attachments attached again. */
+export function forwardDraft(email: Email, original: Original, attachments: Attachment[], start: ComposeStart): Draft {
   const header = [
     "---------- Forwarded message ----------",
     `From: ${formatAddresses(email.from)}`,
@@ -116,10 +145,12 @@ export function forwardDraft(email: Email, text: string, attachments: Attachment
     `Subject: ${email.subject ?? ""}`,
     `To: ${formatAddresses(email.to)}`,
   ].join("\n");
+  const forwarded = original.html !== null ? sanitizeComposed(original.html) : textToHtml(original.text);
   return {
     ...blankDraft(start),
     subject: prefixed("Fwd", email.subject),
-    textBody: `\n\n${header}\n\n${text}`,
+    textBody: `\n\n${header}\n\n${original.text}`,
+    htmlBody: start.rich ? `<p><br></p>${textToHtml(header)}${forwarded}` : null,
     attachments,
   };
 }

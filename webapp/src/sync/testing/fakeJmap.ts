@@ -7,11 +7,13 @@
  * end-to-end tests (Playwright); these tests pin down the engine's own logic.
  */
 
-import type { Email, EmailAddress, Id, Invocation, JmapRequest, Mailbox, Session } from "../../jmap/types";
+import type { ContactCard, Email, EmailAddress, Id, Invocation, JmapRequest, Mailbox, Principal, Session } from "../../jmap/types";
+
+type Kind = "Email" | "Mailbox" | "ContactCard" | "Principal";
 
 interface JournalRow {
   modseq: number;
-  type: "Email" | "Mailbox";
+  type: Kind;
   id: Id;
   kind: "created" | "updated" | "destroyed";
 }
@@ -67,6 +69,8 @@ export class FakeJmap {
   floor = 0;
   readonly mailboxes = new Map<Id, Mailbox>();
   readonly emails = new Map<Id, StoredEmail>();
+  readonly cards = new Map<Id, ContactCard>();
+  readonly principals = new Map<Id, Principal>();
   readonly journal: JournalRow[] = [];
   readonly sent: Sent[] = [];
   readonly requests: JmapRequest[] = [];
@@ -121,13 +125,37 @@ export class FakeJmap {
     return `${prefix}${this.nextId++}`;
   }
 
-  state(type: "Email" | "Mailbox"): string {
+  state(type: Kind): string {
     const last = [...this.journal].reverse().find((row) => row.type === type);
     return String(last?.modseq ?? 0);
   }
 
-  private record(type: "Email" | "Mailbox", id: Id, kind: JournalRow["kind"]): void {
+  private record(type: Kind, id: Id, kind: JournalRow["kind"]): void {
     this.journal.push({ modseq: ++this.modseq, type, id, kind });
+  }
+
+  /** Offer JMAP for Contacts and Principals (RFC 9610, RFC 9670) in the session. */
+  offerPeople(): void {
+    this.session.capabilities["urn:ietf:params:jmap:contacts"] = {};
+    this.session.capabilities["urn:ietf:params:jmap:principals"] = {};
+  }
+
+  /** Add or replace a contact card (created or updated in the journal). */
+  putCard(card: ContactCard): void {
+    const kind = this.cards.has(card.id) ? "updated" : "created";
+    this.cards.set(card.id, structuredClone(card));
+    this.record("ContactCard", card.id, kind);
+  }
+
+  removeCard(id: Id): void {
+    this.cards.delete(id);
+    this.record("ContactCard", id, "destroyed");
+  }
+
+  putPrincipal(principal: Principal): void {
+    const kind = this.principals.has(principal.id) ? "updated" : "created";
+    this.principals.set(principal.id, structuredClone(principal));
+    this.record("Principal", principal.id, kind);
   }
 
   addMailbox(role: string | null, name: string, parentId: Id | null = null): Mailbox {
@@ -247,6 +275,14 @@ export class FakeJmap {
         return [[name, this.changes("Mailbox", args), callId]];
       case "Email/changes":
         return [[name, this.changes("Email", args), callId]];
+      case "ContactCard/get":
+        return [[name, this.get("ContactCard", this.cards, args), callId]];
+      case "ContactCard/changes":
+        return [[name, this.changes("ContactCard", args), callId]];
+      case "Principal/get":
+        return [[name, this.get("Principal", this.principals, args), callId]];
+      case "Principal/changes":
+        return [[name, this.changes("Principal", args), callId]];
       case "Email/query":
         return [[name, this.query(args), callId]];
       case "Email/set":
@@ -282,7 +318,7 @@ export class FakeJmap {
     }
   }
 
-  private get<T extends { id: Id }>(type: "Email" | "Mailbox", from: Map<Id, T>, args: Record<string, unknown>) {
+  private get<T extends { id: Id }>(type: Kind, from: Map<Id, T>, args: Record<string, unknown>) {
     const ids = (args.ids as Id[] | null) ?? [...from.keys()];
     const list: Record<string, unknown>[] = [];
     const notFound: Id[] = [];
@@ -326,7 +362,7 @@ export class FakeJmap {
     return { accountId: this.accountId, state: this.state(type), list, notFound };
   }
 
-  private changes(type: "Email" | "Mailbox", args: Record<string, unknown>) {
+  private changes(type: Kind, args: Record<string, unknown>) {
     const since = Number(args.sinceState);
     if (Number.isNaN(since) || since < this.floor) throw new MethodFailure("cannotCalculateChanges");
     const rows = this.journal.filter((row) => row.type === type && row.modseq > since);

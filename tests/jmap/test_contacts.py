@@ -748,3 +748,43 @@ def test_copy_has_no_other_account_to_copy_from(client: JmapClient) -> None:
         {"fromAccountId": client.account_id, "create": {}},
         "invalidArguments",
     )
+
+
+def test_concurrent_patches_of_one_card_lose_nothing(node: JmapNode, client: JmapClient) -> None:
+    """Each /set converts its patch before the write; a card changed in between is
+    patched again from what is stored then: two clients patching different fields at
+    the same moment both keep their change."""
+    import threading
+
+    card = create_card(
+        client,
+        name={"full": "Race"},
+        emails={"seed": {"address": "seed@x.fr"}},
+        phones={"seed": {"number": "+33 0"}},
+    )
+    other = node.client()
+    errors: list[BaseException] = []
+
+    def patch(who: JmapClient, field: str, round_: int) -> None:
+        try:
+            key = f"{field}{round_}"
+            value = {"address": f"{key}@x.fr"} if field == "e" else {"number": f"+33 {round_}"}
+            prop = "emails" if field == "e" else "phones"
+            result = call(who, "ContactCard/set", {"update": {card: {f"{prop}/{key}": value}}})
+            assert card in result["updated"], result
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    for round_ in range(4):
+        threads = [
+            threading.Thread(target=patch, args=(client, "e", round_)),
+            threading.Thread(target=patch, args=(other, "p", round_)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert not errors, errors
+    got = call(client, "ContactCard/get", {"ids": [card]})["list"][0]
+    assert sorted(got["emails"]) == [*(f"e{i}" for i in range(4)), "seed"]
+    assert sorted(got["phones"]) == [*(f"p{i}" for i in range(4)), "seed"]

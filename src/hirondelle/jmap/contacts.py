@@ -18,9 +18,10 @@ Deliberate choices:
 - ``isSubscribed`` is kept as a dead property of the collection.
 - A uid is unique in the account for JMAP creates (RFC 9610 §3): a second card with the
   uid of another is ``alreadyExists`` with ``existingId``; the uid cannot be changed.
-- The conversion runs inside the write (on the store's thread, never the event loop):
-  an update is applied to the vCard stored at that moment, so two writers cannot lose
-  each other's fields.
+- The conversion and validation of a /set run before the write, on an executor thread;
+  inside the write an update whose card changed meanwhile (another ETag) is converted
+  again from the vCard stored at that moment, so two writers cannot lose each other's
+  fields.
 """
 
 from __future__ import annotations
@@ -297,6 +298,7 @@ async def addressbook_set(call: Call) -> dict[str, Any]:
         return made["id"], {k: made[k] for k in server_set} | {"isSubscribed": subscribed}
 
     def update(sctx: SetContext, book_id: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        sctx.ctx.next_modseq(sctx.account_id)  # lock order first (see store/groupware.py)
         book = _book_of(sctx, book_id)
         conn = sctx.ctx.conn
         books = _books(conn, sctx.account_id)
@@ -319,6 +321,9 @@ async def addressbook_set(call: Call) -> dict[str, Any]:
         return None
 
     def destroy(sctx: SetContext, book_id: str) -> None:
+        # Lock order first: a card PUT racing with this destroy is either seen by the
+        # addressBookHasContents check or made after the book is gone.
+        sctx.ctx.next_modseq(sctx.account_id)
         book = _book_of(sctx, book_id)
         conn = sctx.ctx.conn
         if book.id == _default_id(_books(conn, sctx.account_id)):
@@ -538,55 +543,57 @@ def _put(
     return info
 
 
-@method("ContactCard/set", capability=CONTACTS)
-async def card_set(call: Call) -> dict[str, Any]:
-    """RFC 9610 §3.6 (RFC 8620 §5.3): create, patch and destroy cards; every vCard written
-    passes the CardDAV validation, and the uid stays unique in the account."""
-    await call.services.groupware.ensure_defaults(call.account_id)
-    max_size = call.services.groupware.max_resource_size
+@dataclass
+class _Prepared:
+    """One create or update converted to vCard and validated before the write (on an
+    executor thread, so that the store's writer does not parse), or its refusal."""
 
-    def create(sctx: SetContext, creation_id: str, properties: dict[str, Any]) -> Any:
-        props = dict(properties)
+    error: SetError | None = None
+    data: str = ""
+    item: store.IndexedObject | None = None
+    uid: str = ""
+    created: str = ""
+    now: str = ""
+    # The addressBookIds value asked for (resolved inside the write).
+    books: object = None
+    # Update: the ETag of the stored card the patch was applied to.
+    etag: str = ""
+
+
+def _prepare_create(properties: dict[str, Any], max_size: int) -> _Prepared:
+    props = dict(properties)
+    try:
         if "id" in props:
             raise invalid_properties("id", description="id is set by the server")
         if "addressBookIds" not in props:
             raise invalid_properties("addressBookIds", description="addressBookIds is required")
-        book = _book_ids(sctx, props.pop("addressBookIds"))
+        books = props.pop("addressBookIds")
         try:
             card = jscontact.check(props, creating=True)
         except jscontact.JSContactError as error:
             raise _set_error_of_jscontact(error) from None
         uid = card.get("uid") or f"urn:uuid:{uuid.uuid4()}"
         card["uid"] = uid
-        conn = sctx.ctx.conn
-        holder = store.find_uid_in_account(conn, sctx.account_id, uid, ADDRESSBOOK)
-        if holder is not None:
-            raise SetError(
-                "alreadyExists", "a card with this uid exists", existingId=encode_card(holder)
-            )
         now = jscontact.utc_now()
         card.setdefault("created", now)
         card.pop("updated", None)
         data = jscontact.write_vcard(None, card, uid=uid, now=now)
         item = _indexed(data, max_size)
-        info = _put(sctx, book, f"{uuid.uuid4()}.vcf", item)
-        return encode_card(info.id), {"uid": uid, "created": card["created"], "updated": now}
+    except SetError as error:
+        return _Prepared(error=error)
+    return _Prepared(data=data, item=item, uid=uid, created=card["created"], now=now, books=books)
 
-    def update(sctx: SetContext, card_id: str, patch: dict[str, Any]) -> dict[str, Any] | None:
-        number = decode_card(card_id)
-        conn = sctx.ctx.conn
-        found = store.get_resources_by_id(conn, sctx.account_id, [number] if number else [])
-        if not found or found[0].info.component != "VCARD":
-            raise SetError("notFound")
-        resource = found[0]
-        book = store.get_collection_by_id(conn, resource.info.collection_id)
-        assert book is not None
-        reading = jscontact.read_vcard(resource.data)
-        before = {
-            "id": card_id,
-            "addressBookIds": {encode_book(book.id): True},
-            **reading.card,
-        }
+
+def _prepare_update(
+    resource: Resource, card_id: str, patch: dict[str, Any], max_size: int
+) -> _Prepared:
+    reading = jscontact.read_vcard(resource.data)
+    before = {
+        "id": card_id,
+        "addressBookIds": {encode_book(resource.info.collection_id): True},
+        **reading.card,
+    }
+    try:
         try:
             after = jscontact.apply_patch(before, patch)
         except jscontact.PatchError as error:
@@ -595,7 +602,7 @@ async def card_set(call: Call) -> dict[str, Any]:
             raise invalid_properties("id", description="id cannot change")
         if after.get("uid") != reading.card.get("uid"):
             raise invalid_properties("uid", description="uid cannot change")
-        target = _book_ids(sctx, after.pop("addressBookIds", None))
+        books = after.pop("addressBookIds", None)
         after.pop("id")
         # REV is the time of the write: whatever "updated" the client sent.
         after.pop("updated", None)
@@ -606,7 +613,106 @@ async def card_set(call: Call) -> dict[str, Any]:
         now = jscontact.utc_now()
         data = jscontact.write_vcard(reading, card, uid=str(card["uid"]), now=now)
         item = _indexed(data, max_size)
-        _put(sctx, book, resource.name, item, if_match=resource.etag)
+    except SetError as error:
+        return _Prepared(error=error, etag=resource.etag)
+    return _Prepared(data=data, item=item, now=now, books=books, etag=resource.etag)
+
+
+def _prepare_all(
+    creates: dict[str, dict[str, Any]],
+    updates: list[tuple[Resource, str, dict[str, Any]]],
+    max_size: int,
+) -> tuple[dict[str, _Prepared], dict[str, _Prepared]]:
+    prepared_creates = {
+        cid: _prepare_create(props, max_size)
+        for cid, props in creates.items()
+        if isinstance(props, dict)
+    }
+    prepared_updates = {
+        card_id: _prepare_update(resource, card_id, patch, max_size)
+        for resource, card_id, patch in updates
+    }
+    return prepared_creates, prepared_updates
+
+
+async def _prepare(call: Call, max_size: int) -> tuple[dict[str, _Prepared], dict[str, _Prepared]]:
+    """Convert and validate every create and update of a ContactCard/set off the event
+    loop and off the store's writer; the write only re-does an update whose card changed
+    in between."""
+    creates = call.args.get("create")
+    updates = call.args.get("update")
+    creates = creates if isinstance(creates, dict) else {}
+    updates = updates if isinstance(updates, dict) else {}
+    wanted = {
+        number: (card_id, patch)
+        for card_id, patch in updates.items()
+        if isinstance(patch, dict) and (number := decode_card(card_id)) is not None
+    }
+    resources: list[Resource] = []
+    if wanted:
+        numbers = list(wanted)
+        resources = await call.services.database.read(
+            lambda conn: store.get_resources_by_id(conn, call.account_id, numbers)
+        )
+    pending = [(r, *wanted[r.info.id]) for r in resources if r.info.component == "VCARD"]
+    if not creates and not pending:
+        return {}, {}
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, _prepare_all, creates, pending, max_size)
+
+
+@method("ContactCard/set", capability=CONTACTS)
+async def card_set(call: Call) -> dict[str, Any]:
+    """RFC 9610 §3.6 (RFC 8620 §5.3): create, patch and destroy cards; every vCard written
+    passes the CardDAV validation, and the uid stays unique in the account."""
+    await call.services.groupware.ensure_defaults(call.account_id)
+    max_size = call.services.groupware.max_resource_size
+    prepared_creates, prepared_updates = await _prepare(call, max_size)
+
+    def create(sctx: SetContext, creation_id: str, properties: dict[str, Any]) -> Any:
+        prepared = prepared_creates.get(creation_id) or _prepare_create(properties, max_size)
+        if prepared.error is not None:
+            raise prepared.error
+        assert prepared.item is not None
+        # The account row first: concurrent writers (PostgreSQL) queue here, so the
+        # uid check below sees what the one before committed.
+        sctx.ctx.next_modseq(sctx.account_id)
+        book = _book_ids(sctx, prepared.books)
+        conn = sctx.ctx.conn
+        holder = store.find_uid_in_account(conn, sctx.account_id, prepared.uid, ADDRESSBOOK)
+        if holder is not None:
+            raise SetError(
+                "alreadyExists", "a card with this uid exists", existingId=encode_card(holder)
+            )
+        info = _put(sctx, book, f"{uuid.uuid4()}.vcf", prepared.item)
+        return encode_card(info.id), {
+            "uid": prepared.uid,
+            "created": prepared.created,
+            "updated": prepared.now,
+        }
+
+    def update(sctx: SetContext, card_id: str, patch: dict[str, Any]) -> dict[str, Any] | None:
+        number = decode_card(card_id)
+        # Lock order first (see create): the card read next is the one this write
+        # replaces, not one another transaction is replacing.
+        sctx.ctx.next_modseq(sctx.account_id)
+        conn = sctx.ctx.conn
+        found = store.get_resources_by_id(conn, sctx.account_id, [number] if number else [])
+        if not found or found[0].info.component != "VCARD":
+            raise SetError("notFound")
+        resource = found[0]
+        book = store.get_collection_by_id(conn, resource.info.collection_id)
+        assert book is not None
+        prepared = prepared_updates.get(card_id)
+        if prepared is None or prepared.etag != resource.etag:
+            # Changed since it was prepared (or never read): apply the patch to what
+            # is stored now, so that no other writer's change is lost.
+            prepared = _prepare_update(resource, card_id, patch, max_size)
+        if prepared.error is not None:
+            raise prepared.error
+        assert prepared.item is not None
+        target = _book_ids(sctx, prepared.books)
+        _put(sctx, book, resource.name, prepared.item, if_match=resource.etag)
         if target.id != book.id:
             try:
                 store.move_resource_keeping_id(sctx.ctx, book, resource.name, target)
@@ -618,10 +724,11 @@ async def card_set(call: Call) -> dict[str, Any]:
                 if refused.reason == Reason.ALREADY_EXISTS:
                     raise SetError("alreadyExists", refused.message) from None
                 raise
-        return {"updated": now}
+        return {"updated": prepared.now}
 
     def destroy(sctx: SetContext, card_id: str) -> None:
         number = decode_card(card_id)
+        sctx.ctx.next_modseq(sctx.account_id)  # lock order first (see create)
         conn = sctx.ctx.conn
         found = store.get_resources_by_id(conn, sctx.account_id, [number] if number else [])
         if not found or found[0].info.component != "VCARD":

@@ -24,10 +24,12 @@ from hirondelle.identity import housekeeping, secret_box
 from hirondelle.identity.second_factor import TOTP_PURPOSE
 from hirondelle.identity.secret_box import SealedSecretError, SecretBox, SecretKeyError
 from hirondelle.services import Services
+from hirondelle.store import migrate
 from hirondelle.store import web_sessions as store
 from hirondelle.store.database import WriteContext, now_us
 from hirondelle.store.directory import Account
 from hirondelle.store.schema_web_sessions import totp_enrolments, totp_factors
+from tests.conftest import EmptyDatabase
 from tests.identity.conftest import ALICE, PASSWORD, make_account
 
 KEY = bytes(range(32))
@@ -308,3 +310,46 @@ async def test_a_sealed_totp_secret_fits_its_column() -> None:
     sealed = await box().seal(pyotp.random_base32(), purpose=TOTP_PURPOSE, owner=2**62)
     assert len(sealed) <= totp_factors.c.secret.type.length == 255  # type: ignore[attr-defined]
     assert totp_enrolments.c.secret.type.length == 255  # type: ignore[attr-defined]
+
+
+# -- migration 0021 with rows in place ------------------------------------------------------
+
+
+def _insert(conn: sa.Connection, table_name: str, **given: object) -> int:
+    """Insert one row into ``table_name`` as it is at this revision (reflected): the
+    given values, and a plain value for every other required column."""
+    table = sa.Table(table_name, sa.MetaData(), autoload_with=conn)
+    values = dict(given)
+    for column in table.columns:
+        if column.name in values or column.nullable or column.server_default is not None:
+            continue
+        if column.primary_key and isinstance(column.type, sa.Integer):
+            continue
+        python_type = column.type.python_type
+        values[column.name] = {int: 0, str: "x", bool: False, bytes: b""}[python_type]
+    result = conn.execute(table.insert().values(**values))
+    return int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+
+
+def test_migration_0021_keeps_secrets_in_clear_and_makes_room_for_sealed_ones(
+    empty_database: EmptyDatabase,
+) -> None:
+    engine = sa.create_engine(empty_database.url())
+    try:
+        migrate.upgrade(engine, "0020")
+        secret = pyotp.random_base32()
+        with engine.begin() as conn:
+            domain = _insert(conn, "domains", name="example.test")
+            account = _insert(conn, "accounts", domain_id=domain, address=ALICE)
+            factor = _insert(conn, "second_factors", account_id=account, kind="totp", created_at=1)
+            _insert(conn, "totp_factors", second_factor_id=factor, secret=secret, last_step=0)
+        migrate.upgrade(engine)
+        sealed = run(box().seal(secret, purpose=TOTP_PURPOSE, owner=account))
+        with engine.begin() as conn:
+            table = sa.Table("totp_factors", sa.MetaData(), autoload_with=conn)
+            assert conn.execute(sa.select(table.c.secret)).scalar_one() == secret
+            # PostgreSQL enforces the width: a sealed secret fits only after 0021.
+            conn.execute(table.update().values(secret=sealed))
+            assert conn.execute(sa.select(table.c.secret)).scalar_one() == sealed
+    finally:
+        engine.dispose()

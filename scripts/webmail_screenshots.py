@@ -1,4 +1,5 @@
-"""Take the webmail's screenshots for docs/ (inbox, a conversation, the composer, offline).
+"""Take the webmail's screenshots for docs/ (inbox, a conversation, the composer in rich text
+with address completion, several messages selected, offline).
 
 A throw-away node on a free port with one account and a few messages, the built webmail
 (``webapp/dist``, from scripts/setup.sh), and Debian's Chromium driven by Playwright::
@@ -63,6 +64,13 @@ MESSAGES = [
 ]
 
 
+COLLEAGUES = [
+    ("louis@example.org", "Louis Martin"),
+    ("ines@example.org", "Inès Haddad"),
+    ("lucie@example.org", "Lucie Moreau"),
+]
+
+
 def raw_message(sender: str, subject: str, number: int, reply_to: int | None) -> bytes:
     headers = [
         f"From: {sender}",
@@ -102,6 +110,9 @@ async def shoot(out: Path, language: str) -> None:
             account = await services.accounts.add_account(
                 ADDRESS, password=PASSWORD, display_name="Camille Durand"
             )
+            # Colleagues in the domain directory, for address completion.
+            for colleague, name in COLLEAGUES:
+                await services.accounts.add_account(colleague, password=PASSWORD, display_name=name)
             for number, (sender, subject, *_rest) in enumerate(MESSAGES):
                 reply_to = 0 if number == 1 else None
                 await services.mail.deliver(
@@ -143,12 +154,31 @@ async def drive(base: str, out: Path, language: str) -> None:
 
         await page.locator(".row").filter(has_text="Déjeuner vendredi").click()
         await page.locator("iframe.body").wait_for()
+        # The composer in rich text (the switch is remembered on the device), with the
+        # suggestions of the directory open under Cc.
+        await page.evaluate("localStorage.setItem('hirondelle.rich-text', 'on')")
         await page.locator(".reader .toolbar button").first.click()
-        await page.locator(".composer textarea").wait_for()
-        await page.keyboard.type("Avec plaisir, à vendredi !")
-        await page.locator(".composer textarea").wait_for()
+        editor = page.locator(".composer .editor")
+        await editor.wait_for()
+        await page.keyboard.type("Avec plaisir, ")
+        await page.keyboard.press("Control+B")
+        await page.keyboard.type("à vendredi")
+        await page.keyboard.press("Control+B")
+        await page.keyboard.type(" !")
+        await page.locator(".composer input[role=combobox]").nth(1).press_sequentially("lu")
+        await page.locator(".composer .suggestions li").first.wait_for()
         await page.wait_for_timeout(200)
         await save(page, out / "webmail-composer.png")
+        await page.locator(".composer input[role=combobox]").nth(1).press("Escape")
+        await page.keyboard.press("Escape")
+        await page.locator(".composer").wait_for(state="detached")
+
+        # Several messages selected, ready to be dragged onto a folder.
+        await page.locator(".row").nth(1).locator("input[type=checkbox]").check()
+        await page.locator(".row").nth(3).locator("input[type=checkbox]").check()
+        await page.locator(".selection-bar").wait_for()
+        await page.wait_for_timeout(200)
+        await save(page, out / "webmail-selection.png")
         await page.keyboard.press("Escape")
 
         await context.set_offline(True)

@@ -172,11 +172,14 @@ export function MessageList() {
     selection.value = extend({ ...selection.value, anchor }, rows, { add });
   }
 
-  /** Ctrl/Cmd+click, Space or a checkbox: the open message joins the first check. */
-  function toggleRow(email: Email, index: number): void {
+  /**
+   * Ctrl/Cmd+click, Space or a checkbox adds or removes one message. With Ctrl/Cmd the
+   * open message joins the first one (as in a file manager); a checkbox takes only its row.
+   */
+  function toggleRow(email: Email, index: number, { withOpen = true }: { withOpen?: boolean } = {}): void {
     let current = selection.value;
     const open = selectedIndex === -1 ? undefined : source?.row(selectedIndex);
-    if (current.emails.size === 0 && open && open.id !== email.id) current = toggle(current, open, selectedIndex);
+    if (withOpen && current.emails.size === 0 && open && open.id !== email.id) current = toggle(current, open, selectedIndex);
     selection.value = toggle(current, email, index);
   }
 
@@ -290,7 +293,7 @@ export function MessageList() {
               onClick={(event) => {
                 event.stopPropagation();
                 if (event.shiftKey) void selectRange(index, { add: true });
-                else toggleRow(email, index);
+                else toggleRow(email, index, { withOpen: false });
               }}
             />
             <span class="from">{sender(email)}</span>

@@ -13,7 +13,7 @@ const BUTTONS: { format: Format; label: MessageKey; text: string; shortcut?: str
   { format: "underline", label: "compose.underline", text: "U", shortcut: "Control+U" },
   { format: "insertUnorderedList", label: "compose.bulleted", text: "•" },
   { format: "insertOrderedList", label: "compose.numbered", text: "1." },
-  { format: "link", label: "compose.link", text: "🔗" },
+  { format: "link", label: "compose.link", text: "" },
   { format: "quote", label: "compose.quote", text: "❝" },
 ];
 
@@ -144,7 +144,7 @@ export function RichEditor({
               apply(button.format);
             }}
           >
-            {button.text}
+            {button.text || t(button.label)}
           </button>
         ))}
       </div>

@@ -524,3 +524,18 @@ def test_any_stored_card_can_be_updated(lines: list[str], version: str) -> None:
     for key, value in reading.card.items():
         if key not in ("updated", "nicknames"):
             assert back.get(key) == value, key
+
+
+def test_changed_entry_keeps_unmapped_parameters() -> None:
+    original = (
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:u\r\nFN:A\r\n"
+        "TEL;TYPE=cell,x-assistant;X-CARRIER=Orange;PROP-ID=p1:+33 6\r\nEND:VCARD\r\n"
+    )
+    reading = jscontact.read_vcard(original)
+    card = jscontact.apply_patch(reading.card, {"phones/p1/number": "+33 7", "phones/p1/pref": 2})
+    text = jscontact.write_vcard(reading, jscontact.check(card, creating=False), uid="u", now=NOW)
+    assert "TEL;TYPE=cell,x-assistant;PREF=2;X-CARRIER=Orange;PROP-ID=p1:+33 7\r\n" in text
+    assert jscontact.read(text)["phones"] == {
+        "p1": {"number": "+33 7", "features": {"mobile": True}, "pref": 2}
+    }
+    contact_rules.index(text)

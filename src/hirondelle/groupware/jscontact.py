@@ -1069,9 +1069,8 @@ def write_vcard(
                 written = _entry_lines(group, key, new_entries[key], version)
                 sources = reading.sources.get((group.property, key), [])
                 previous = lines[sources[0]] if sources else None
-                if previous is not None:
-                    # Keep the line's group (Apple's item1.X-ABLabel names it).
-                    written[0].group = previous.group
+                if previous is not None and previous.name in group.names:
+                    written[0] = _keep_unmapped(previous, written[0])
                 replace_at((group.property, key), written)
         for key, entry in new_entries.items():
             if key not in old_entries or key in regenerate:
@@ -1080,6 +1079,33 @@ def write_vcard(
     end = next((i for i in range(len(kept) - 1, -1, -1) if kept[i].name == "END"), len(kept))
     result = kept[:end] + _dedupe(additions) + kept[end:]
     return serialize(result)
+
+
+# Parameters whose meaning the JSON carries (written again from it).
+MAPPED_PARAMS = frozenset(
+    {"TYPE", "PREF", "PROP-ID", "LABEL", "CC", "X-SERVICE-TYPE", "VALUE", "DERIVED"}
+)
+_MAPPED_TYPES = frozenset(
+    {"work", "home", "pref", "internet", *(t.lower() for t in PHONE_FEATURES)}
+)
+
+
+def _keep_unmapped(previous: Line, written: Line) -> Line:
+    """The rewritten line of a changed entry keeps what JSON does not carry from the line
+    it replaces: its group (Apple's ``item1.X-ABLabel`` names it), parameters this
+    module does not map, and TYPE values it does not map (``TYPE=x-assistant``)."""
+    kept_types = [t for t in _types(previous) if t.lower() not in _MAPPED_TYPES]
+    params = list(written.params)
+    if kept_types:
+        types = next((v for k, v in params if k == "TYPE"), None)
+        if types is None:
+            params.insert(0, ("TYPE", kept_types))
+        else:
+            types.extend(t for t in kept_types if t.lower() not in {x.lower() for x in types})
+    for key, values in previous.params:
+        if key not in MAPPED_PARAMS:
+            params.insert(len(params) - 1, (key, list(values)))
+    return Line(written.name, params, written.value, previous.group)
 
 
 def _dedupe(lines: list[Line]) -> list[Line]:

@@ -376,9 +376,7 @@ def test_email_delivery_is_not_pushed_for_other_changes(node: JmapNode, client: 
         assert "EmailDelivery" not in event[1]["changed"][client.account_id]
 
 
-def test_email_delivery_is_replayed_after_reconnection(
-    node: JmapNode, client: JmapClient
-) -> None:
+def test_email_delivery_is_replayed_after_reconnection(node: JmapNode, client: JmapClient) -> None:
     """Last-Event-ID resumption finds deliveries in the journal too."""
     seen = first_id(client)
     node.deliver(message("while away"))

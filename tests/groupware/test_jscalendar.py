@@ -527,7 +527,8 @@ def test_one_bad_value_in_a_good_event_is_refused_precisely(
     try:
         written = jscalendar.to_icalendar(changed)
     except JSCalendarError as exc:
-        assert exc.path.split("/")[0] in changed or exc.path == "start"
+        # (a member set to null is removed: the error then names a property of the event)
+        assert exc.path.split("/")[0] in {*changed, *event}
         return
     calendar_rules.parse(written.to_ical().decode("utf-8"))
     jscalendar.to_jscalendar(icalendar.Calendar.from_ical(written.to_ical()))

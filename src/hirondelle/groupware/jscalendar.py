@@ -630,7 +630,9 @@ def check(event: dict[str, Any], *, allowed: Iterable[str] = (), zones: Iterable
             raise JSCalendarError(key, f"{key} must be a string")
     parse_local(event.get("start"), "start")
     zone = event.get("timeZone")
-    if zone is not None and not valid_time_zone(zone) and zone not in zones:
+    if zone is not None and not (
+        valid_time_zone(zone) or (isinstance(zone, str) and zone in zones)
+    ):
         raise JSCalendarError("timeZone", f"unknown time zone {zone!r}")
     parse_duration(event.get("duration", "PT0S"), "duration")
     if not isinstance(event.get("showWithoutTime", False), bool):

@@ -166,7 +166,9 @@ export async function begin(signedIn: SignedIn): Promise<void> {
     durable ? { client, cache } : { client, cache, windowDays: 7, firstSyncLimit: 100, bodies: false },
   );
   // Contacts and the directory: on disk with the offline copy, in memory otherwise.
-  peopleStore = durable ? await PeopleCache.open(signedIn.account.accountId, indexedDB) : new MemoryPeopleCache();
+  peopleStore = durable
+    ? await PeopleCache.open(signedIn.account.accountId, indexedDB).catch(() => new MemoryPeopleCache())
+    : new MemoryPeopleCache();
   people.value = await peopleStore.all();
   await engine.restore();
   engine.on((event) => {

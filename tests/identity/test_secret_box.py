@@ -280,6 +280,50 @@ async def test_with_another_key_file_the_code_fails_and_recovery_codes_still_wor
     assert done.session is not None and done.session.account.id == alice.id
 
 
+async def test_a_key_rotation_keeps_every_secret(
+    services: Services, alice: Account, clock: list[float]
+) -> None:
+    """docs/security.md: rename the key file to <name>.previous and restart; the node
+    makes a new key, opens old values with the previous one and seals them again."""
+    enrolment = await services.second_factors.begin_totp(alice)
+    await services.second_factors.confirm_totp(alice, pyotp.TOTP(enrolment.secret).at(NOW))
+    key_path = services.settings.secret_key_path()
+    old_key = base64.b64decode(key_path.read_text())
+    key_path.rename(key_path.with_name("secret.key.previous"))
+    # The restart: a new box reads the files again.
+    services.second_factors.secret_box = SecretBox(key_path)
+    clock[0] = NOW + 30
+    totp = pyotp.TOTP(enrolment.secret)
+    assert await services.second_factors.verify_totp(alice.id, totp.at(NOW + 30))
+    assert await housekeeping.seal_secrets(services) == 1
+    new_key = base64.b64decode(key_path.read_text())
+    assert new_key != old_key and len(new_key) == 32
+    stored = await stored_factor_secret(services, alice)
+    assert stored.startswith(f"v1:{secret_box.key_id(new_key)}:")
+    assert await housekeeping.seal_secrets(services) == 0
+    # The previous key is no longer needed.
+    key_path.with_name("secret.key.previous").unlink()
+    services.second_factors.secret_box = SecretBox(key_path)
+    clock[0] = NOW + 60
+    assert await services.second_factors.verify_totp(alice.id, totp.at(NOW + 60))
+
+
+async def test_a_secret_under_an_unknown_key_is_left_as_it_is(
+    services: Services, alice: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    foreign = await box(OTHER_KEY).seal(pyotp.random_base32(), purpose="totp", owner=alice.id)
+
+    def write(ctx: WriteContext) -> None:
+        factor_id = store.insert_factor(ctx, alice.id, "totp", now_us())
+        store.insert_totp(ctx, factor_id, foreign, 0)
+
+    await services.database.write(write)
+    with caplog.at_level(logging.ERROR, logger="hirondelle.identity.housekeeping"):
+        assert await housekeeping.seal_secrets(services) == 0
+    assert await stored_factor_secret(services, alice) == foreign
+    assert f"sealed with the key {secret_box.key_id(OTHER_KEY)}" in caplog.text
+
+
 async def test_a_row_moved_to_another_account_does_not_open(
     services: Services, alice: Account, clock: list[float]
 ) -> None:

@@ -1,7 +1,7 @@
-"""Identity work a node does on its own: sealing TOTP secrets stored before they were
-encrypted (at start), pruning the audit log and the shared login limits (at start, then
-daily) and syncing the accounts of the LDAP directory (every
-``[ldap] sync_interval_seconds`` when ``[identity] source = "ldap"``).
+"""Identity work a node does on its own: sealing TOTP secrets stored in clear before
+they were encrypted, or under a previous key (at start), pruning the audit log and the
+shared login limits (at start, then daily) and syncing the accounts of the LDAP
+directory (every ``[ldap] sync_interval_seconds`` when ``[identity] source = "ldap"``).
 
 Each node does it; the work is idempotent, so several nodes doing it is harmless.
 A failure is logged and retried at the next turn, never fatal to the node.
@@ -15,7 +15,7 @@ import time
 
 from hirondelle.identity.ldap import DirectoryUnavailable, LdapDirectory, sync_accounts
 from hirondelle.identity.second_factor import TOTP_PURPOSE
-from hirondelle.identity.secret_box import SecretKeyError
+from hirondelle.identity.secret_box import SealedSecretError, SecretKeyError
 from hirondelle.services import Services
 from hirondelle.store import audit, login_limits
 from hirondelle.store import second_factor_secrets as unsealed
@@ -50,25 +50,38 @@ async def prune(services: Services) -> int:
 
 
 async def seal_secrets(services: Services) -> int:
-    """Seal the TOTP secrets (factors and enrolments) still stored as base32 (written
-    before migration 0021); returns how many were sealed. Loads, or creates, the key
-    file even when there is nothing to seal, so that a key file that cannot be read or
-    written is reported at start, not at someone's sign-in.
+    """Seal under the current key the TOTP secrets (factors and enrolments) that are not:
+    stored in clear (written before migration 0021) or sealed under the previous key (a
+    rotation); returns how many. Loads, or creates, the key file even when there is
+    nothing to do, so that a key file that cannot be read or written is reported at
+    start, not at someone's sign-in. A value that does not open is left as it is (and
+    logged): deleting it is the user's choice, through a recovery code.
 
     Each row is replaced only if it still holds what was read (another node may be
     doing the same); running it again finds nothing to do."""
     box = services.second_factors.secret_box
-    await box.key()
+    current = await box.current_prefix()
     database = services.database
-    factors = await database.read(unsealed.unsealed_totp_factors)
-    enrolments = await database.read(unsealed.unsealed_totp_enrolments)
+    factors = await database.read(lambda conn: unsealed.unsealed_totp_factors(conn, current))
+    enrolments = await database.read(lambda conn: unsealed.unsealed_totp_enrolments(conn, current))
+
+    async def again(stored: str, account_id: int) -> str | None:
+        try:
+            secret = await box.open(stored, purpose=TOTP_PURPOSE, owner=account_id)
+        except SealedSecretError as error:
+            log.error("the TOTP secret of account %d cannot be read: %s", account_id, error)
+            return None
+        return await box.seal(secret, purpose=TOTP_PURPOSE, owner=account_id)
+
     sealed_factors = [
-        (factor_id, old, await box.seal(old, purpose=TOTP_PURPOSE, owner=account_id))
+        (factor_id, old, new)
         for factor_id, account_id, old in factors
+        if (new := await again(old, account_id)) is not None
     ]
     sealed_enrolments = [
-        (account_id, old, await box.seal(old, purpose=TOTP_PURPOSE, owner=account_id))
+        (account_id, old, new)
         for account_id, old in enrolments
+        if (new := await again(old, account_id)) is not None
     ]
     if not sealed_factors and not sealed_enrolments:
         return 0
@@ -82,7 +95,7 @@ async def seal_secrets(services: Services) -> int:
         return done
 
     done = await database.write(write)
-    log.info("sealed %d TOTP secrets stored in clear (key file %s)", done, box.key_path)
+    log.info("sealed %d TOTP secrets under the key of %s", done, box.key_path)
     return done
 
 
@@ -93,12 +106,7 @@ async def run(services: Services, *, prune_interval: float = PRUNE_INTERVAL_SECO
     directory = services.authenticator.directory
     sync_interval = float(services.settings.ldap.sync_interval_seconds)
     syncing = isinstance(directory, LdapDirectory) and sync_interval > 0
-    try:
-        await seal_secrets(services)
-    except SecretKeyError as error:
-        log.error("TOTP secrets cannot be sealed or read: %s", error)
-    except Exception:
-        log.exception("sealing the TOTP secrets stored in clear failed; retried at next start")
+    sealed = False
     next_prune = next_sync = time.monotonic()
     while True:
         now = time.monotonic()
@@ -108,6 +116,15 @@ async def run(services: Services, *, prune_interval: float = PRUNE_INTERVAL_SECO
                 await prune(services)
             except Exception:
                 log.exception("pruning the audit log failed; retried in %.0f s", prune_interval)
+        if not sealed:
+            # Once, after the first pruning turn (which stays immediate).
+            sealed = True
+            try:
+                await seal_secrets(services)
+            except SecretKeyError as error:
+                log.error("TOTP secrets cannot be sealed or read: %s", error)
+            except Exception:
+                log.exception("sealing the TOTP secrets failed; retried at the next start")
         if syncing and now >= next_sync:
             assert isinstance(directory, LdapDirectory)
             next_sync = now + sync_interval

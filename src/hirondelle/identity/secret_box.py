@@ -13,7 +13,9 @@ A sealed value is text: ``v1:<key id>:<base64url(nonce || ciphertext || tag)>``.
 - The associated data names what the value is and whose (``totp`` and the account id):
   a sealed secret copied onto another account's row does not open.
 - The key id (32 bits of HMAC-SHA256 of the key) tells a wrong key file (a node of a
-  cluster with a key of its own, a restored database without its key) from tampering.
+  cluster with a key of its own, a restored database without its key) from tampering,
+  and picks the key to open with: the current one, or the previous one during a
+  rotation (``<key file>.previous``, see :class:`SecretBox`).
 - Values that are not sealed (written before secrets were encrypted: base32 never
   contains ``:``) are read as they are, and only if they are base32;
   :func:`hirondelle.identity.housekeeping.seal_secrets` seals them at each node start.
@@ -134,28 +136,59 @@ def _read_key(path: Path) -> bytes:
 
 
 class SecretBox:
-    """Seals and opens secrets with the key of one key file, loaded once."""
+    """Seals with the key of one key file; opens with it or with the previous key.
+
+    Rotation: rename the key file to ``<name>.previous`` and restart the nodes (with the
+    same new key file on each: copy it from the first). Values sealed under the previous
+    key still open, and :func:`hirondelle.identity.housekeeping.seal_secrets` seals
+    them again under the new key at start; then the previous file can go."""
 
     def __init__(self, key_path: Path) -> None:
         self.key_path = key_path
         self._key: bytes | None = None
+        # Key id -> key, for opening: the current key and the previous one, if any.
+        self._keys: dict[str, bytes] = {}
         self._loading: asyncio.Lock | None = None
 
+    @property
+    def previous_key_path(self) -> Path:
+        return self.key_path.with_name(self.key_path.name + ".previous")
+
     @classmethod
-    def with_key(cls, key: bytes, key_path: Path = Path("(given)")) -> SecretBox:
+    def with_key(
+        cls, key: bytes, key_path: Path = Path("(given)"), *, previous: bytes | None = None
+    ) -> SecretBox:
         box = cls(key_path)
         box._key = key
+        box._keys = {key_id(k): k for k in (previous, key) if k is not None}
         return box
 
+    def _load(self) -> tuple[bytes, dict[str, bytes]]:
+        key = load_or_create_key(self.key_path)
+        keys = {key_id(key): key}
+        try:
+            previous = _read_key(self.previous_key_path)
+        except FileNotFoundError:
+            return key, keys
+        return key, {key_id(previous): previous, **keys}
+
     async def key(self) -> bytes:
-        """The key, read (or made) on a worker thread at first use."""
-        if self._key is None:
-            if self._loading is None:
-                self._loading = asyncio.Lock()
-            async with self._loading:
-                if self._key is None:
-                    self._key = await asyncio.to_thread(load_or_create_key, self.key_path)
-        return self._key
+        """The current key, read (or made) on a worker thread at first use, with the
+        previous one if its file exists."""
+        if self._key is not None:
+            return self._key
+        if self._loading is None:
+            self._loading = asyncio.Lock()
+        async with self._loading:
+            key = self._key
+            if key is None:
+                key, self._keys = await asyncio.to_thread(self._load)
+                self._key = key
+            return key
+
+    async def current_prefix(self) -> str:
+        """What values sealed under the current key start with."""
+        return f"{VERSION}:{key_id(await self.key())}:"
 
     async def seal(self, secret: str, *, purpose: str, owner: int) -> str:
         key = await self.key()
@@ -174,12 +207,13 @@ class SecretBox:
             raise SealedSecretError(
                 f"a {purpose} secret of {owner} is neither sealed nor base32: altered"
             )
-        key = await self.key()
+        current = await self.key()
         _version, stored_id, payload = [*stored.split(":", 2), "", ""][:3]
-        if stored_id != key_id(key):
+        key = self._keys.get(stored_id)
+        if key is None:
             raise SealedSecretError(
                 f"sealed with the key {stored_id}, but {self.key_path} holds the key "
-                f"{key_id(key)}: every node must use the same key file"
+                f"{key_id(current)}: every node must use the same key file"
             )
         try:
             raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))

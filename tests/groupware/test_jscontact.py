@@ -182,6 +182,8 @@ def test_name_without_full_gets_a_derived_fn() -> None:
     ("card", "path"),
     [
         ({"photos": {}}, "photos"),
+        ({"links": {"l": {"uri": "no scheme"}}}, "links/l/uri"),
+        ({"keywords": {"a": False}}, "keywords"),
         ({"@type": "Group"}, "@type"),
         ({"kind": "robot"}, "kind"),
         ({"emails": {"bad id!": {"address": "a@b"}}}, "emails/bad id!"),
@@ -332,6 +334,9 @@ services = st.builds(
     contexts,
     prefs,
 )
+links = st.builds(
+    lambda u, c, p: with_common({"uri": "https://" + u}, c, p), plain, contexts, prefs
+)
 dates = st.one_of(
     st.dates().map(
         lambda d: {"@type": "PartialDate", "year": d.year, "month": d.month, "day": d.day}
@@ -376,6 +381,8 @@ cards = st.fixed_dictionaries(
         "nicknames": entry_map(nicknames),
         "onlineServices": entry_map(services),
         "anniversaries": entry_map(anniversaries),
+        "links": entry_map(links),
+        "keywords": st.dictionaries(plain, st.just(True), max_size=3),
         "members": st.dictionaries(plain.map(lambda s: "urn:uuid:" + s), st.just(True), max_size=2),
         "created": st.datetimes(min_value=dt.datetime(1000, 1, 1)).map(
             lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -426,7 +433,7 @@ def test_vcard_3_roundtrip_keeps_data(card: dict[str, Any]) -> None:
         back.pop(key)
     expected = {k: v for k, v in checked.items() if k != "created"}
     back.pop("created", None)
-    for prop in ("emails", "phones", "addresses", "onlineServices"):
+    for prop in ("emails", "phones", "addresses", "onlineServices", "links"):
         for entry in expected.get(prop, {}).values():
             if "pref" in entry:
                 entry["pref"] = 1

@@ -320,7 +320,7 @@ def test_card_update_keeps_what_is_not_mapped(node: JmapNode, client: JmapClient
         text = http.get(f"/dav/{ADDRESS}/Contacts/jeanne.vcf").text
     for kept in (
         "X-SPOUSE;X-CUSTOM=yes:Paul",
-        "URL:https://example.org/jeanne",
+        "URL;PROP-ID=l1:https://example.org/jeanne",
         "CATEGORIES:amis,travail",
         "item1.X-ABLabel:Assistant",
         "FN:Jeanne Martin",
@@ -334,6 +334,8 @@ def test_card_update_keeps_what_is_not_mapped(node: JmapNode, client: JmapClient
     assert got["emails"]["e1"]["address"] == "jeanne@example.net"
     assert got["phones"]["p1"] == {"number": "+33 6 12 34 56 78", "features": {"mobile": True}}
     assert got["titles"] == {"t": {"name": "CEO", "kind": "title"}}
+    assert got["links"] == {"l1": {"uri": "https://example.org/jeanne"}}
+    assert got["keywords"] == {"amis": True, "travail": True}
 
 
 def test_card_set_refusals(client: JmapClient) -> None:

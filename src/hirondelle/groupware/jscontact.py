@@ -3,7 +3,8 @@ RFC 9555 (JSContact-vCard conversion) for the properties JMAP Contacts shows.
 
 Mapped (RFC 9555 §2): UID, KIND (3.0: X-ADDRESSBOOKSERVER-KIND), FN and N (``name``),
 NICKNAME, EMAIL, TEL, ADR, ORG, TITLE and ROLE (``titles``), NOTE, IMPP
-(``onlineServices``), BDAY / ANNIVERSARY / DEATHDATE (``anniversaries``), MEMBER
+(``onlineServices``), URL (``links``), CATEGORIES (``keywords``), BDAY / ANNIVERSARY /
+DEATHDATE (``anniversaries``), MEMBER
 (3.0: X-ADDRESSBOOKSERVER-MEMBER), CREATED and REV (``created``, ``updated``). Map keys
 are the RFC 9554 ``PROP-ID`` parameter when the line has one, else made up from the
 position (``e1``, ``p2``...); every line written here gets its ``PROP-ID`` so that the
@@ -312,6 +313,7 @@ GROUPS = (
     Group("notes", "n", ("NOTE",), frozenset({"note"})),
     Group("nicknames", "k", ("NICKNAME",), frozenset({"name"})),
     Group("onlineServices", "s", ("IMPP",), frozenset({"uri", "service", "contexts", "pref"})),
+    Group("links", "l", ("URL",), frozenset({"uri", "contexts", "pref"})),
     Group("anniversaries", "d", ("BDAY", "ANNIVERSARY", "DEATHDATE"), frozenset({"kind", "date"})),
 )
 GROUP_BY_PROPERTY = {g.property: g for g in GROUPS}
@@ -326,6 +328,7 @@ CARD_PROPERTIES = (
     "updated",
     "name",
     "members",
+    "keywords",
     *(g.property for g in GROUPS),
 )
 
@@ -473,6 +476,8 @@ def _read_entry(group: Group, line: Line) -> list[dict[str, Any]]:
         return [{"note": unescape(value)}]
     if group.property == "nicknames":
         return [{"name": unescape(p)} for p in split_escaped(value, ",") if unescape(p)]
+    if group.property == "links":
+        return [_with_common({"uri": unescape(value)}, line)]
     if group.property == "onlineServices":
         entry = {"uri": unescape(value)}
         service = line.param("X-SERVICE-TYPE")
@@ -494,6 +499,7 @@ REQUIRED_MEMBER = {
     "titles": "name",
     "notes": "note",
     "onlineServices": "uri",
+    "links": "uri",
     "nicknames": "name",
 }
 
@@ -551,6 +557,12 @@ def read_vcard(data: str) -> Reading:
             if member:
                 card.setdefault("members", {})[member] = True
                 reading.sources.setdefault(("members", member), []).append(index)
+        elif name == "CATEGORIES":
+            words = [unescape(p).strip() for p in split_escaped(line.value, ",")]
+            for word in words:
+                if word:
+                    card.setdefault("keywords", {})[word] = True
+            reading.sources.setdefault(("keywords", ""), []).append(index)
         elif name in ("CREATED", "REV"):
             stamp = _timestamp(unescape(line.value))
             key = "created" if name == "CREATED" else "updated"
@@ -699,6 +711,10 @@ def _check_entry(group: Group, entry: object, path: str) -> dict[str, Any]:
         _string(clean.get("note"), f"{path}/note", multiline=True)
     elif prop == "nicknames":
         _string(clean.get("name"), f"{path}/name")
+    elif prop == "links":
+        uri = _string(clean.get("uri"), f"{path}/uri")
+        if ":" not in uri:
+            raise JSContactError(f"{path}/uri", "uri must be a URI (scheme:...)")
     elif prop == "onlineServices":
         uri = _string(clean.get("uri"), f"{path}/uri")
         if ":" not in uri:
@@ -794,7 +810,7 @@ def check(
     clean: dict[str, Any] = {}
     for key, value in card.items():
         unchanged = key in before and before[key] == value
-        if unchanged and (key in GROUP_BY_PROPERTY or key in ("name", "members")):
+        if unchanged and (key in GROUP_BY_PROPERTY or key in ("name", "members", "keywords")):
             if value:
                 clean[key] = value
             continue
@@ -827,6 +843,13 @@ def check(
             name = _check_name(value)
             if name:
                 clean["name"] = name
+        elif key == "keywords":
+            if not isinstance(value, dict) or not all(v is True for v in value.values()):
+                raise JSContactError("keywords", "keywords maps words to true")
+            for word in value:
+                _string(word, "keywords")
+            if value:
+                clean["keywords"] = dict(value)
         elif key == "members":
             if not isinstance(value, dict) or not all(v is True for v in value.values()):
                 raise JSContactError("members", "members maps uids to true")
@@ -901,6 +924,8 @@ def _entry_lines(group: Group, key: str, entry: dict[str, Any], version: str) ->
         value = escape(entry["note"])
     elif prop == "nicknames":
         value = escape(entry["name"])
+    elif prop == "links":
+        value = escape(entry["uri"])
     elif prop == "onlineServices":
         value = escape(entry["uri"])
         if "service" in entry:
@@ -1031,6 +1056,13 @@ def write_vcard(
     for member in new_members:
         if member not in old_members:
             additions.append(Line(member_name, [], escape(member)))
+    # keywords: one CATEGORIES line for them all
+    if card.get("keywords") != old.get("keywords"):
+        words = list(card.get("keywords", {}))
+        replace_at(
+            ("keywords", ""),
+            [Line("CATEGORIES", [], ",".join(escape(w) for w in words))] if words else [],
+        )
     # created, updated (REV is the time of this write)
     if card.get("created") != old.get("created"):
         created = card.get("created")

@@ -582,6 +582,7 @@ def people(client: JmapClient) -> dict[str, str]:
                 ]
             },
             emails={"e": {"address": "ana@example.fr"}},
+            keywords={"VIP": True},
             created="2020-01-01T00:00:00Z",
         ),
         "bob": create_card(
@@ -634,6 +635,7 @@ def test_query_filters(client: JmapClient, people: dict[str, str]) -> None:
     assert query(client, filter={"text": "given"}) == []
     assert query(client, filter={"text": "individual"}) == []
     assert query(client, filter={"text": "hirondelle sa"}) == [p["bob"]]
+    assert query(client, filter={"text": "vip"}) == [p["ana"]]
     assert query(client, filter={"kind": "org"}) == [p["acme"]]
     assert query(client, filter={"hasMember": "urn:uuid:x-1"}) == [p["team"]]
     assert query(client, filter={"createdBefore": "2021-01-01T00:00:00Z"}) == [p["ana"]]

@@ -762,9 +762,9 @@ def _contains(haystack: object, needle: str) -> bool:
 def _searched_text(card: dict[str, Any]) -> list[str]:
     """What the ``text`` condition looks in: every text the user wrote (names,
     nicknames, organizations, titles, emails, phones, online services, addresses,
-    notes), not the kinds and contexts."""
+    notes, keywords), not the kinds and contexts."""
     found = [s for key in TEXT_CONDITIONS for s in _text_fields(card, key)]
-    return found + _entries(card, "titles", ["name"])
+    return found + _entries(card, "titles", ["name"]) + list(card.get("keywords", {}))
 
 
 def _components(card: dict[str, Any], kind: str | None) -> list[str]:

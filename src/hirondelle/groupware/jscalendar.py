@@ -1019,7 +1019,8 @@ def _write_participants(component: Any, event: dict[str, Any], base: Any | None)
         roles = person.get("roles") or {"attendee": True}
         if roles.get("owner"):
             organizer_address = address
-            params = {"CN": person["name"]} if person.get("name") else {}
+            cn = _parameter_text(person.get("name") or "")
+            params = {"CN": cn} if cn else {}
             component.add("ORGANIZER", icalendar.vCalAddress(address), parameters=params)
             if set(roles) == {"owner"}:
                 continue
@@ -1029,8 +1030,8 @@ def _write_participants(component: Any, event: dict[str, Any], base: Any | None)
             if k not in ("CN", "ROLE", "PARTSTAT", "RSVP", "CUTYPE")
         }
         params = dict(kept)
-        if person.get("name"):
-            params["CN"] = person["name"]
+        if _parameter_text(person.get("name") or ""):
+            params["CN"] = _parameter_text(person["name"])
         if roles.get("chair"):
             params["ROLE"] = "CHAIR"
         elif roles.get("attendee"):
@@ -1049,6 +1050,12 @@ def _write_participants(component: Any, event: dict[str, Any], base: Any | None)
         component.add("ATTENDEE", icalendar.vCalAddress(address), parameters=params)
     if organizer_address and "ORGANIZER" not in component and event.get("participants"):
         component.add("ORGANIZER", icalendar.vCalAddress(_mailto(organizer_address)))
+
+
+def _parameter_text(text: str) -> str:
+    """A name as a CN parameter: without backslashes, which icalendar's parser takes for
+    escapes inside parameters (a trailing one swallowed the next parameter)."""
+    return text.replace("\\", "")
 
 
 def _write_alerts(component: Any, event: dict[str, Any], base: Any | None) -> None:

@@ -365,9 +365,11 @@ class _Parsed:
 
 class _CardCache:
     """Parsed cards by (resource id, ETag): /get and /query of an unchanged address book
-    neither read nor parse its vCards again (only the ids and ETags are read)."""
+    neither read nor parse its vCards again (only the ids and ETags are read). Shared by
+    the accounts of the process, least recently used first out: 10,000 cards are some
+    tens of MB of Python objects."""
 
-    def __init__(self, size: int = 50_000) -> None:
+    def __init__(self, size: int = 10_000) -> None:
         self.size = size
         self._items: OrderedDict[tuple[int, str], _Parsed] = OrderedDict()
         # Conversions run on executor threads at once.

@@ -215,12 +215,21 @@ def test_addressbook_set_refusals(client: JmapClient) -> None:
     assert result["notDestroyed"][default]["type"] == "forbidden"
     assert result["notDestroyed"]["B999998"]["type"] == "notFound"
     error(client, "AddressBook/set", {"onDestroyRemoveContents": "yes"}, "invalidArguments")
+    books = call(client, "AddressBook/get", {"ids": None})["list"]
     error(
         client,
         "AddressBook/set",
         {"create": {"b": {"name": "B"}}, "onSuccessSetIsDefault": "#b"},
         "invalidArguments",
     )
+    # Refused before anything was written.
+    assert call(client, "AddressBook/get", {"ids": None})["list"] == books
+    same = call(
+        client,
+        "AddressBook/set",
+        {"update": {default: {"sortOrder": 1}}, "onSuccessSetIsDefault": default},
+    )
+    assert same["updated"] == {default: None}
 
 
 def test_addressbook_destroy_with_contents(client: JmapClient) -> None:

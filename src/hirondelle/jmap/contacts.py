@@ -276,6 +276,15 @@ async def addressbook_set(call: Call) -> dict[str, Any]:
     if set_default is not None and not isinstance(set_default, str):
         raise invalid("onSuccessSetIsDefault", "onSuccessSetIsDefault is an Id or null")
     await call.services.groupware.ensure_defaults(call.account_id)
+    if set_default is not None:
+        # Checked before anything is written: the default book is fixed here, so only
+        # naming the current default (a no-op) is accepted.
+        wanted = call.resolve_id(set_default)
+        books = await call.services.database.read(lambda conn: _books(conn, call.account_id))
+        if wanted is None or decode_book(wanted) != _default_id(books):
+            raise invalid(
+                "onSuccessSetIsDefault", "the default address book is fixed on this server"
+            )
 
     def create(sctx: SetContext, creation_id: str, properties: dict[str, Any]) -> Any:
         values = _check_book_properties(properties, current=None)
@@ -335,7 +344,7 @@ async def addressbook_set(call: Call) -> dict[str, Any]:
             )
         store.delete_collection(sctx.ctx, book)
 
-    result = await run_set(
+    return await run_set(
         call,
         create=create,
         update=update,
@@ -343,14 +352,6 @@ async def addressbook_set(call: Call) -> dict[str, Any]:
         decode=decode_book,
         extra_arguments=["onDestroyRemoveContents", "onSuccessSetIsDefault"],
     )
-    if set_default is not None:
-        wanted = call.resolve_id(set_default)
-        books = await call.services.database.read(lambda conn: _books(conn, call.account_id))
-        if wanted is None or decode_book(wanted) != _default_id(books):
-            raise invalid(
-                "onSuccessSetIsDefault", "the default address book is fixed on this server"
-            )
-    return result
 
 
 # -- cards ----------------------------------------------------------------------------------

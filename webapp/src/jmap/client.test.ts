@@ -111,4 +111,20 @@ describe("JmapClient", () => {
     stop();
     expect(sources[0]?.closed).toBe(true);
   });
+
+  it("gives up on an API request that never answers: a network failure, not a hang", async () => {
+    const { server } = setup();
+    let hang = false;
+    const fetcher: typeof fetch = (input, init) => {
+      if (!hang) return server.fetch(input, init);
+      // A server that accepted the connection and never answers; only the signal ends it.
+      return new Promise((_resolve, reject) => {
+        init?.signal?.addEventListener("abort", () => reject(init.signal?.reason));
+      });
+    };
+    const client = new JmapClient({ fetch: fetcher, timeoutMs: 50 });
+    await client.connect();
+    hang = true;
+    await expect(client.call("Mailbox/get", { accountId: "a1", ids: null })).rejects.toBeInstanceOf(NetworkError);
+  });
 });

@@ -89,6 +89,9 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
+/** How long an API request may take before it counts as a network failure. */
+export const API_TIMEOUT_MS = 60_000;
+
 /** Several method calls sent as one request. */
 export class Batch {
   private readonly pending: Pending[] = [];
@@ -165,6 +168,8 @@ export interface ClientOptions {
   /** The CSRF token from the session API (sent as X-CSRF-Token). */
   csrfToken?: () => string | null;
   EventSource?: new (url: string, init?: EventSourceInit) => EventSource;
+  /** How long an API request may take (default API_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 type StateListener = (type: string, state: string) => void;
@@ -177,6 +182,7 @@ export class JmapClient {
   private readonly sessionUrl: string;
   private readonly csrfToken: () => string | null;
   private readonly EventSourceImpl: ClientOptions["EventSource"];
+  private readonly timeoutMs: number;
   private autoBatch: Batch | null = null;
   private batches = 0;
   private readonly stateListeners = new Set<StateListener>();
@@ -186,6 +192,7 @@ export class JmapClient {
     this.fetcher = options.fetch ?? ((input, init) => fetch(input, init));
     this.csrfToken = options.csrfToken ?? (() => null);
     this.EventSourceImpl = options.EventSource ?? globalThis.EventSource;
+    this.timeoutMs = options.timeoutMs ?? API_TIMEOUT_MS;
   }
 
   /** RFC 8620 §2: fetch the session resource. */
@@ -245,12 +252,19 @@ export class JmapClient {
     // "using" fails the whole request (RFC 8620 §3.6.1 unknownCapability).
     const optional = [CONTACTS, PRINCIPALS].filter((capability) => capability in session.capabilities);
     const request: JmapRequest = { using: [CORE, MAIL, SUBMISSION, ...optional], methodCalls };
+    // A request that never answers must not hold the sync engine (syncs run one at a
+    // time): after a minute it counts as a network failure, and the queue retries.
     const response = await this.send(session.apiUrl, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(request),
+      signal: AbortSignal.timeout(this.timeoutMs),
     });
-    return (await response.json()) as JmapResponse;
+    try {
+      return (await response.json()) as JmapResponse;
+    } catch (error) {
+      throw new NetworkError(error);
+    }
   }
 
   /** RFC 8620 §6.1: upload a blob; returns its blobId. */

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hirondelle.store.database import DriverStatement, driver_cursor
 from hirondelle.store.schema_blobs import blob_inline
 
 if TYPE_CHECKING:
@@ -266,7 +266,7 @@ class FileBlobStore:
         """The content of an inline blob (``blob_inline``), or BlobNotFound."""
         if self.database is None:
             raise BlobNotFound(blob_hash)
-        data = self.database.read_sync(lambda conn: read_inline(conn, blob_hash))
+        data = _read_inline_raw(self.database, blob_hash)
         if data is None:
             raise BlobNotFound(blob_hash)
         return data
@@ -328,8 +328,35 @@ class FileBlobStore:
         self._pool.shutdown(wait=True)
 
 
+# On every read of a small blob (IMAP FETCH, POP3 RETR): run on the driver's cursor, not
+# through a Core statement (DriverStatement: the statement's overhead was most of a read).
+_READ_INLINE = DriverStatement("SELECT data FROM blob_inline WHERE hash = ?")
+
+
 def read_inline(conn: Connection, blob_hash: str) -> bytes | None:
-    row = conn.execute(sa.select(blob_inline.c.data).where(blob_inline.c.hash == blob_hash)).first()
+    cursor = driver_cursor(conn)
+    try:
+        cursor.execute(_READ_INLINE.text(conn.dialect.name), (blob_hash,))
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else bytes(row[0])
+
+
+def _read_inline_raw(database: Database, blob_hash: str) -> bytes | None:
+    """:func:`read_inline` on a pooled driver connection, without a SQLAlchemy
+    Connection and its BEGIN/COMMIT: one SELECT is consistent on its own, and this runs
+    on every read of a small blob. (The pool rolls the connection back when it returns.)"""
+    raw = database.read_engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute(_READ_INLINE.text(database.dialect), (blob_hash,))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
     return None if row is None else bytes(row[0])
 
 

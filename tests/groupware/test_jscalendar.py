@@ -524,7 +524,10 @@ def test_one_bad_value_in_a_good_event_is_refused_precisely(
     ]
     pointers += [p for p in event if p != "@type"]
     pointer = data.draw(st.sampled_from(sorted(pointers)))
-    changed = jscalendar.apply_patch(event, {pointer: data.draw(JSON)}, "")
+    value = data.draw(JSON)
+    changed = jscalendar.apply_patch(event, {pointer: value}, "")
+    if "/" not in pointer and value is None:
+        changed[pointer] = None  # an explicit null member, as a JMAP create may send
     try:
         written = jscalendar.to_icalendar(changed)
     except JSCalendarError as exc:
@@ -581,3 +584,20 @@ def test_a_backslash_in_a_name_does_not_swallow_the_next_parameter() -> None:
     (person,) = read_back(jscalendar.to_icalendar(event))["participants"].values()
     assert person["participationStatus"] == "accepted"
     assert "name" not in person
+
+
+def test_null_members_are_their_defaults() -> None:
+    """Regression (found by the JMAP fuzz test): "privacy": null was a KeyError."""
+    event = {
+        "uid": "u",
+        "start": "2026-01-01T10:00:00",
+        "privacy": None,
+        "freeBusyStatus": None,
+        "status": None,
+        "title": None,
+        "keywords": None,
+        "locations": None,
+    }
+    read = read_back(jscalendar.to_icalendar(event))
+    assert read["privacy"] == "public" and read["freeBusyStatus"] == "busy"
+    assert read["status"] == "confirmed" and read["title"] == ""

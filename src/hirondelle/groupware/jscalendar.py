@@ -980,10 +980,10 @@ def _write_fields(
     status = event.get("status")
     if status and (status != "confirmed" or _had(base_component, "STATUS")):
         component.add("STATUS", status.upper())
-    free_busy = event.get("freeBusyStatus", "busy")
+    free_busy = event.get("freeBusyStatus") or "busy"
     if free_busy == "free" or _had(base_component, "TRANSP"):
         component.add("TRANSP", "TRANSPARENT" if free_busy == "free" else "OPAQUE")
-    privacy = event.get("privacy", "public")
+    privacy = event.get("privacy") or "public"  # null is the default
     if privacy != "public" or _had(base_component, "CLASS"):
         component.add("CLASS", PRIVACY[privacy])
     for location_id, location in (event.get("locations") or {}).items():

@@ -16,10 +16,10 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -30,16 +30,12 @@ from hirondelle.identity import passwords
 from hirondelle.imap import server as imap_server
 from hirondelle.node import Listener, ListenerContext, bind
 from hirondelle.services import Services, open_services
-from hirondelle.store import mailboxes
 from hirondelle.store.directory import Account
-
-T = TypeVar("T")
-PASSWORD = "correct horse battery"
-ADDRESS = "alice@example.test"
+from tests.threaded_node import ADDRESS, PASSWORD, LoopThreadNode
 
 
 @dataclass
-class ImapServer:
+class ImapServer(LoopThreadNode):
     host: str
     port: int  # "imap": plain, STARTTLS
     tls_port: int  # "imaps": implicit TLS
@@ -49,43 +45,10 @@ class ImapServer:
     account: Account | None = None
     listeners: list[Listener] = field(default_factory=list)
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on the server's loop (store setup through the services)."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
-
     def client_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.cafile))
         context.check_hostname = False
         return context
-
-    def add_account(self, address: str = ADDRESS, **kwargs: Any) -> Account:
-        async def create() -> Account:
-            domain = address.split("@", 1)[1]
-            known = [d.name for d, _ in await self.services.accounts.list_domains()]
-            if domain not in known:
-                await self.services.accounts.add_domain(domain)
-            return await self.services.accounts.add_account(address, password=PASSWORD, **kwargs)
-
-        return self.run(create())
-
-    def mailbox(self, name: str, account: Account | None = None) -> mailboxes.Mailbox:
-        owner = account or self.account
-        assert owner is not None
-
-        async def read() -> mailboxes.Mailbox | None:
-            return await self.services.database.read(
-                lambda conn: mailboxes.get_mailbox(conn, owner.id, name)
-            )
-
-        found = self.run(read())
-        assert found is not None, name
-        return found
-
-    def deliver(self, raw: bytes, account: Account | None = None) -> None:
-        owner = account or self.account
-        assert owner is not None
-        outcomes = self.run(self.services.mail.deliver(raw, [owner.id]))
-        assert outcomes[0].refused is None
 
     def append(self, mailbox: str, raw: bytes, *, flags: tuple[str, ...] = ()) -> int:
         assert self.account is not None

@@ -14,10 +14,10 @@ import base64
 import imaplib
 import logging
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -29,12 +29,9 @@ from hirondelle.identity import passwords
 from hirondelle.imap import server as imap_server
 from hirondelle.node import FRONT_ENDS, Listener, ListenerContext, bind
 from hirondelle.services import Services, open_services
-from hirondelle.store import mailboxes
 from hirondelle.store.directory import Account
+from tests.threaded_node import ADDRESS, PASSWORD, LoopThreadNode
 
-T = TypeVar("T")
-PASSWORD = "correct horse battery"
-ADDRESS = "alice@example.test"
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
 
 
@@ -100,7 +97,7 @@ class JmapClient:
 
 
 @dataclass
-class JmapNode:
+class JmapNode(LoopThreadNode):
     host: str
     http_port: int
     imap_port: int
@@ -116,44 +113,12 @@ class JmapNode:
     def base_url(self) -> str:
         return f"http://{self.host}:{self.http_port}"
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
-
-    def add_account(self, address: str = ADDRESS, **kwargs: Any) -> Account:
-        async def create() -> Account:
-            domain = address.split("@", 1)[1]
-            known = [d.name for d, _ in await self.services.accounts.list_domains()]
-            if domain not in known:
-                await self.services.accounts.add_domain(domain)
-            return await self.services.accounts.add_account(address, password=PASSWORD, **kwargs)
-
-        return self.run(create())
-
     def client(self, account: Account | None = None, *, address: str = ADDRESS) -> JmapClient:
         owner = account or self.account
         assert owner is not None
         made = JmapClient(self, owner, address=address)
         self.clients.append(made)
         return made
-
-    def mailbox(self, name: str, account: Account | None = None) -> mailboxes.Mailbox:
-        owner = account or self.account
-        assert owner is not None
-
-        async def read() -> mailboxes.Mailbox | None:
-            return await self.services.database.read(
-                lambda conn: mailboxes.get_mailbox(conn, owner.id, name)
-            )
-
-        found = self.run(read())
-        assert found is not None, name
-        return found
-
-    def deliver(self, raw: bytes, account: Account | None = None) -> None:
-        owner = account or self.account
-        assert owner is not None
-        outcomes = self.run(self.services.mail.deliver(raw, [owner.id]))
-        assert outcomes[0].refused is None
 
     def imap(self) -> imaplib.IMAP4:
         client = imaplib.IMAP4(self.host, self.imap_port, timeout=30)

@@ -26,11 +26,7 @@ included), measured in the server process. The same operations run on a small ma
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import machine
+from bench.scratch import run_in_scratch, save_report
 from bench.store import _analyze, _fill_mailbox, _settings, throwaway_database
 from hirondelle.config import Endpoint
 from hirondelle.jmap import api
@@ -293,14 +290,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="hirondelle-bench-jmap-"))
-    try:
-        report = asyncio.run(_run(args, work))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    report = run_in_scratch("jmap", lambda work: _run(args, work))
     render(report)
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    save_report(report, args.json)
     return 0
 
 

@@ -30,14 +30,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -51,6 +48,7 @@ from rich.table import Table
 
 from bench import corpus, machine
 from bench import dovecot as dovecot_harness
+from bench.scratch import run_in_scratch, save_report
 from hirondelle.config import Settings
 from hirondelle.mime import parse_message
 from hirondelle.services import Services, open_services
@@ -826,14 +824,10 @@ async def _run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="hirondelle-bench-"))
-    try:
-        report = asyncio.run(_run(args, work))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    report = run_in_scratch("store", lambda work: _run(args, work))
     render(report, Console(width=max(140, Console().width)))
+    save_report(report, args.json)
     if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
         console.log(f"results written to {args.json}")
     return 0
 

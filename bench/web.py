@@ -25,13 +25,9 @@ Also reported: the initial JavaScript (what index.html loads), raw and gzipped.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gzip
-import json
 import re
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import corpus, machine
+from bench.scratch import run_in_scratch, save_report
 from bench.store import _analyze, _fill_mailbox, throwaway_database
 from hirondelle.config import Endpoint, Settings
 from hirondelle.node import FRONT_ENDS, ListenerContext, bind
@@ -255,14 +252,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="hirondelle-bench-web-"))
-    try:
-        report = asyncio.run(_run(args, work))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    report = run_in_scratch("web", lambda work: _run(args, work))
     render(report)
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    save_report(report, args.json)
     return 0
 
 

@@ -347,6 +347,29 @@ describe("drafts written offline", () => {
     expect(await w.engine.cache.emailsIn(w.drafts)).toEqual([]);
   });
 
+  it("follows a reopened draft's attachments to each new version, through to the send", async () => {
+    const reopened = w.server.addEmail({ mailboxIds: { [w.drafts]: true }, keywords: { $draft: true }, subject: "Plan", messageId: ["p1@example.test"] });
+    const part = `part:${reopened.id}:2`;
+    reopened.attachmentsStored = [{ blobId: part, name: "plan.pdf", type: "application/pdf", content: "%PDF plan" }];
+    await w.engine.synchronise();
+    w.server.online = false;
+    // The attachment is a part of the draft the first save replaces (destroys).
+    const attachments = [{ blobId: part, type: "application/pdf", name: "plan.pdf", size: 9 }];
+    const version = (subject: string, id: string): Draft => ({ ...draft(subject, id), attachments });
+    await w.engine.act({ kind: "save-draft", localId: "local:p2", draft: version("Plan v2", "p2@example.test"), replaces: reopened.id });
+    await w.engine.act({ kind: "save-draft", localId: "local:p3", draft: version("Plan v3", "p3@example.test"), replaces: "local:p2" });
+    await w.engine.act({ kind: "send", localId: "local:s", draft: version("Plan final", "ps@example.test"), identityId: "i1", replacesDraft: "local:p3" });
+    w.server.online = true;
+
+    await w.engine.synchronise();
+
+    expect(await w.engine.cache.conflicts()).toEqual([]);
+    const remaining = [...w.server.emails.values()];
+    expect(remaining.map((e) => e.subject)).toEqual(["Plan final"]);
+    expect(remaining[0]?.attachmentsStored?.map((a) => [a.name, a.content])).toEqual([["plan.pdf", "%PDF plan"]]);
+    expect(w.server.sent.map((s) => s.subject)).toEqual(["Plan final"]);
+  });
+
   it("does not mistake the previous version for an in-flight save", async () => {
     const previous = w.server.addEmail({ mailboxIds: { [w.drafts]: true }, keywords: { $draft: true }, subject: "v1", messageId: ["v1@example.test"] });
     await w.engine.synchronise();

@@ -23,6 +23,7 @@ import {
   type ChangesResponse,
   type Email,
   type EmailBody,
+  type EmailBodyPart,
   type GetResponse,
   type Id,
   type Mailbox,
@@ -419,13 +420,43 @@ export class SyncEngine {
     return (await this.cache.getMeta<Id>(`created:${id}`)) ?? null;
   }
 
+  /**
+   * The attachments of a reopened draft are parts of that draft (RFC 8621 §4.1.4: a part's
+   * blobId), gone once a later save replaces it. Each save records which part of the new
+   * version holds each of them (``blob:<old>``); later saves and the send follow that.
+   */
+  private async resolveAttachments(draft: Draft): Promise<Draft> {
+    if (draft.attachments.length === 0) return draft;
+    const resolve = async (blobId: Id): Promise<Id> => {
+      let current = blobId;
+      for (let hops = 0; hops < 1000; hops++) {
+        const next = await this.cache.getMeta<Id>(`blob:${current}`);
+        if (!next || next === current) break;
+        current = next;
+      }
+      return current;
+    };
+    const attachments = [];
+    for (const attachment of draft.attachments) attachments.push({ ...attachment, blobId: await resolve(attachment.blobId) });
+    return { ...draft, attachments };
+  }
+
+  private async attachmentBlobIds(emailId: Id): Promise<(Id | null)[] | null> {
+    const result = await this.client.call("Email/get", { accountId: this.client.accountId, ids: [emailId], properties: ["attachments"] });
+    const found = (result.args as unknown as GetResponse<{ attachments: EmailBodyPart[] }>).list[0];
+    return found ? found.attachments.map((part) => part.blobId) : null;
+  }
+
   private async saveDraft(
     entry: QueuedAction,
-    action: Extract<Action, { kind: "save-draft" }>,
+    queued: Extract<Action, { kind: "save-draft" }>,
   ): Promise<"done" | Omit<Conflict, "id" | "at" | "action">> {
     const drafts = await this.roleMailbox("drafts");
     if (!drafts) return { reason: "refused", detail: "no Drafts mailbox" };
+    const action = { ...queued, draft: await this.resolveAttachments(queued.draft) };
     const replaces = await this.resolveDraft(action.replaces);
+    // Attachments that are parts of the version being replaced (a reopened draft's).
+    const replacedParts = replaces && action.draft.attachments.length ? new Set(await this.attachmentBlobIds(replaces)) : new Set<Id | null>();
     if (entry.inFlight) {
       const existing = await this.findByMessageId(action.draft.messageId);
       if (existing) {
@@ -446,7 +477,20 @@ export class SyncEngine {
     const refused = response.notCreated?.draft;
     if (refused) return { reason: "refused", detail: refused.type };
     const created = response.created?.draft as { id?: Id } | undefined;
-    if (created?.id) await this.cache.setMeta(`created:${action.localId}`, created.id);
+    if (created?.id) {
+      await this.cache.setMeta(`created:${action.localId}`, created.id);
+      const kept = action.draft.attachments.filter((a) => replacedParts.has(a.blobId));
+      if (kept.length) {
+        // The new version lists its attachments in the order they were given.
+        const parts = await this.attachmentBlobIds(created.id);
+        if (parts && parts.length === action.draft.attachments.length) {
+          for (const [index, attachment] of action.draft.attachments.entries()) {
+            const part = parts[index];
+            if (part && replacedParts.has(attachment.blobId)) await this.cache.setMeta(`blob:${attachment.blobId}`, part);
+          }
+        }
+      }
+    }
     // The version saved here is kept either way; the user sees that another one won or
     // went away elsewhere and chooses.
     if (previousGone) return { reason: "draft-changed", detail: replaces ?? "" };
@@ -455,8 +499,9 @@ export class SyncEngine {
 
   private async send(
     entry: QueuedAction,
-    action: Extract<Action, { kind: "send" }>,
+    queued: Extract<Action, { kind: "send" }>,
   ): Promise<"done" | Omit<Conflict, "id" | "at" | "action">> {
+    const action = { ...queued, draft: await this.resolveAttachments(queued.draft) };
     const drafts = await this.roleMailbox("drafts");
     const sent = await this.roleMailbox("sent");
     if (!drafts) return { reason: "refused", detail: "no Drafts mailbox" };

@@ -345,6 +345,8 @@ export class FakeJmap {
           } else {
             copy.htmlBody = copy.textBody;
           }
+        }
+        if (properties?.includes("bodyValues") || properties?.includes("attachments")) {
           copy.attachments = (email.attachmentsStored ?? []).map((a) => ({
             partId: null,
             blobId: a.blobId,
@@ -427,6 +429,14 @@ export class FakeJmap {
     };
     for (const [creationId, raw] of Object.entries((args.create ?? {}) as Record<string, Record<string, unknown>>)) {
       const bodyValues = (raw.bodyValues ?? {}) as Record<string, { value: string }>;
+      // Attachments by blobId: a stored email's part ("part:<email>:<n>", as a real server
+      // names them) is readable only while that email exists.
+      const given = attachmentParts(raw.bodyStructure);
+      const sources = given.map((part) => [...this.emails.values()].flatMap((e) => e.attachmentsStored ?? []).find((a) => a.blobId === part.blobId));
+      if (given.some((part, index) => part.blobId.startsWith("part:") && !sources[index])) {
+        result.notCreated[creationId] = { type: "invalidProperties", properties: ["bodyStructure"] };
+        continue;
+      }
       const email = this.addEmail({
         mailboxIds: raw.mailboxIds as Record<Id, true>,
         keywords: (raw.keywords ?? {}) as Record<string, true>,
@@ -436,6 +446,14 @@ export class FakeJmap {
         messageId: (raw.messageId ?? null) as string[] | null,
         textBody: Object.values(bodyValues)[0]?.value ?? "",
       });
+      if (given.length) {
+        email.attachmentsStored = given.map((part, index) => ({
+          blobId: `part:${email.id}:${index + 2}`,
+          name: part.name ?? "",
+          type: part.type,
+          content: sources[index]?.content ?? "",
+        }));
+      }
       created.set(creationId, email.id);
       result.created[creationId] = { id: email.id, blobId: email.blobId, threadId: email.threadId, size: email.size };
     }
@@ -498,4 +516,12 @@ export class FakeJmap {
     }
     return responses;
   }
+}
+
+/** The parts of a created email's bodyStructure that name a blob (its attachments). */
+function attachmentParts(structure: unknown): { blobId: Id; type: string; name: string | null }[] {
+  if (typeof structure !== "object" || structure === null) return [];
+  const part = structure as { blobId?: Id; type?: string; name?: string; subParts?: unknown[] };
+  if (part.subParts) return part.subParts.flatMap(attachmentParts);
+  return part.blobId ? [{ blobId: part.blobId, type: part.type ?? "application/octet-stream", name: part.name ?? null }] : [];
 }

@@ -58,7 +58,10 @@ function ComposerForm({ open }: { open: Opened }) {
   const [editorKey, setEditorKey] = useState(0);
   const editor = useRef<HTMLDivElement>(null);
   const [attachments, setAttachments] = useState<Attachment[]>(draft.attachments);
-  const [identityId, setIdentityId] = useState("");
+  // A reopened draft keeps the identity it was written from (by its address).
+  const [identityId, setIdentityId] = useState(
+    () => identities.value.find((i) => i.email.toLowerCase() === draft.from[0]?.email.toLowerCase())?.id ?? "",
+  );
   const [message, setMessage] = useState<string | null>(null);
   const [uploading, setUploading] = useState(false);
   const dirty = useRef(false);

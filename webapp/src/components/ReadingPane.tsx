@@ -1,10 +1,10 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 
-import { TRUSTED_SENDERS_KEY, act, composing, richTextPreferred, currentClient, currentEmail, currentEngine, currentMailbox, identities, mailboxes, revision, session, status } from "../app/state";
+import { TRUSTED_SENDERS_KEY, act, composing, notify, richTextPreferred, currentClient, currentEmail, currentEngine, currentMailbox, identities, mailboxes, revision, session, status } from "../app/state";
 import { formatDate, formatFullDate, mailboxName, t } from "../i18n";
 import { NetworkError } from "../jmap/client";
 import { BODY_PROPERTIES, EMAIL_PROPERTIES, type Email, type EmailAddress, type EmailBody, type GetResponse } from "../jmap/types";
-import { type ComposeStart, type Original, forwardDraft, replyDraft } from "../mail/compose";
+import { type ComposeStart, type Original, draftFromEmail, forwardDraft, replyDraft } from "../mail/compose";
 import { plainTextDocument, sanitizeMail } from "../mail/sanitize";
 
 function trustedSenders(): Set<string> {
@@ -217,10 +217,28 @@ export function ReadingPane() {
     }
   };
   const client = currentClient();
+  // A saved draft (in Drafts, or marked $draft) is continued in the composer; saving
+  // replaces it and sending destroys it (``savedDraft``).
+  const drafts = byRole("drafts");
+  const isDraft = email.keywords.$draft === true || (drafts !== undefined && email.mailboxIds[drafts.id] === true);
+  const editDraft = () => {
+    const draft = draftFromEmail(email, body, { domain: composeStart().domain, attachmentName: t("mail.attachmentName") });
+    if (draft) {
+      composing.value = { draft, savedDraft: email.id };
+      // The version shown here goes away with the next save or the send.
+      currentEmail.value = null;
+    }
+    else notify({ key: "mail.draftNotCached" });
+  };
 
   return (
     <article class="reader" aria-labelledby="reader-subject">
       <div class="toolbar" role="toolbar" aria-label={t("mail.actions")}>
+        {isDraft && (
+          <button type="button" onClick={editDraft}>
+            {t("mail.editDraft")}
+          </button>
+        )}
         <button type="button" onClick={() => (composing.value = { draft: replyDraft(email, original(body), composeStart(), { all: false }), savedDraft: null })}>
           {t("mail.reply")}
         </button>

@@ -1,8 +1,8 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
 
-import type { Email } from "../jmap/types";
-import { blankDraft, currentToken, formatAddresses, forwardDraft, parseAddresses, replyDraft } from "./compose";
+import type { Email, EmailBody, EmailBodyPart } from "../jmap/types";
+import { blankDraft, currentToken, draftFromEmail, formatAddresses, forwardDraft, parseAddresses, replyDraft } from "./compose";
 
 const start = { from: { name: "Alice", email: "alice@example.test" }, domain: "example.test" };
 
@@ -90,5 +90,90 @@ describe("the address being typed", () => {
     expect(currentToken("Bob <b@x.test>, jea")).toEqual({ before: "Bob <b@x.test>,", token: " jea" });
     expect(currentToken('"Dupont, Jean" <j@x.test>; ma')).toEqual({ before: '"Dupont, Jean" <j@x.test>;', token: " ma" });
     expect(currentToken('"Dupont, Je')).toEqual({ before: "", token: '"Dupont, Je' });
+  });
+});
+
+function part(partId: string | null, type: string, extra: Partial<EmailBodyPart> = {}): EmailBodyPart {
+  return { partId, blobId: null, size: 0, name: null, type, charset: null, disposition: null, cid: null, ...extra };
+}
+
+describe("a saved draft reopened", () => {
+  const saved: Email = {
+    ...original,
+    id: "d1",
+    keywords: { $draft: true, $seen: true },
+    messageId: ["old-save@example.test"],
+    inReplyTo: ["orig@example.test"],
+    references: ["root@example.test", "orig@example.test"],
+    from: [{ name: "Alice", email: "alice@other.test" }],
+    to: [{ name: "Bob", email: "bob@example.test" }],
+    cc: [{ name: null, email: "carol@example.test" }],
+    bcc: [{ name: null, email: "dave@example.test" }],
+    subject: "Re: Plans",
+  };
+  const pdf = part(null, "application/pdf", { blobId: "blob7", size: 1234, name: "plan.pdf", disposition: "attachment" });
+  const options = { domain: "example.test", attachmentName: "attachment" };
+
+  it("keeps the sender, recipients, subject, threading and attachments, with a new Message-ID", () => {
+    const body: EmailBody = {
+      emailId: "d1",
+      bodyValues: { "1": { value: "Line one\r\nLine two", isEncodingProblem: false, isTruncated: false } },
+      textBody: [part("1", "text/plain")],
+      htmlBody: [part("1", "text/plain")],
+      attachments: [pdf, part(null, "image/png", { blobId: "blob8", size: 10 })],
+    };
+    const draft = draftFromEmail(saved, body, options);
+    expect(draft).not.toBeNull();
+    if (!draft) return;
+    expect(draft.from).toEqual(saved.from);
+    expect(draft.to).toEqual(saved.to);
+    expect(draft.cc).toEqual(saved.cc);
+    expect(draft.bcc).toEqual(saved.bcc);
+    expect(draft.subject).toBe("Re: Plans");
+    expect(draft.textBody).toBe("Line one\nLine two");
+    expect(draft.htmlBody).toBeNull();
+    expect(draft.inReplyTo).toEqual(["orig@example.test"]);
+    expect(draft.references).toEqual(["root@example.test", "orig@example.test"]);
+    expect(draft.attachments).toEqual([
+      { blobId: "blob7", type: "application/pdf", name: "plan.pdf", size: 1234 },
+      { blobId: "blob8", type: "image/png", name: "attachment", size: 10 },
+    ]);
+    // A replayed send finds its message by Message-ID: it must not be the old save's.
+    expect(draft.messageId).toMatch(/^[0-9a-f]{32}@other\.test$/);
+    expect(draft.messageId).not.toBe("old-save@example.test");
+  });
+
+  it("takes the HTML part into the rich editor, made safe, and the text alongside", () => {
+    const body: EmailBody = {
+      emailId: "d1",
+      bodyValues: {
+        "1": { value: "Hello bold", isEncodingProblem: false, isTruncated: false },
+        "2": { value: '<p onclick="x()">Hello <b>bold</b></p><script>x()</script>', isEncodingProblem: false, isTruncated: false },
+      },
+      textBody: [part("1", "text/plain")],
+      htmlBody: [part("2", "text/html")],
+      attachments: [],
+    };
+    const draft = draftFromEmail({ ...saved, subject: null, cc: null, bcc: null, inReplyTo: null, references: null }, body, options);
+    expect(draft?.htmlBody).toBe("<p>Hello <b>bold</b></p>");
+    expect(draft?.textBody).toBe("Hello bold");
+    expect(draft?.subject).toBe("");
+    expect(draft?.cc).toEqual([]);
+    expect(draft?.bcc).toEqual([]);
+    expect(draft?.inReplyTo).toBeNull();
+    expect(draft?.references).toBeNull();
+  });
+
+  it("refuses a body that is not all there (the offline preview), rather than cut the draft", () => {
+    const truncated: EmailBody = {
+      emailId: "d1",
+      bodyValues: { "0": { value: "Line one", isEncodingProblem: false, isTruncated: true } },
+      textBody: [part("0", "text/plain")],
+      htmlBody: [part("0", "text/plain")],
+      attachments: [],
+    };
+    expect(draftFromEmail(saved, truncated, options)).toBeNull();
+    const missing: EmailBody = { ...truncated, bodyValues: {} };
+    expect(draftFromEmail(saved, missing, options)).toBeNull();
   });
 });

@@ -1,9 +1,10 @@
 /**
  * What the composer starts from: replies and forwards (RFC 5322 §3.6.4 In-Reply-To and
- * References; subjects prefixed once), address lists as typed, and quoting.
+ * References; subjects prefixed once), saved drafts reopened, address lists as typed, and
+ * quoting.
  */
 
-import type { Email, EmailAddress } from "../jmap/types";
+import type { Email, EmailAddress, EmailBody } from "../jmap/types";
 import { type Attachment, type Draft, newMessageId } from "../sync/actions";
 import { quotedHtml, sanitizeComposed, textToHtml } from "./richText";
 
@@ -152,5 +153,45 @@ export function forwardDraft(email: Email, original: Original, attachments: Atta
     textBody: `\n\n${header}\n\n${original.text}`,
     htmlBody: start.rich ? `<p><br></p>${textToHtml(header)}${forwarded}` : null,
     attachments,
+  };
+}
+
+/**
+ * A saved draft (RFC 8621 §4.1.1 keyword ``$draft``) back into the composer: its sender,
+ * recipients, subject, body (its HTML when it has a text/html part, else its text), its
+ * attachments by blobId (sent again without uploading) and its In-Reply-To/References.
+ *
+ * Null when the body at hand is incomplete (a truncated value, as the offline preview is):
+ * editing it and saving would replace the draft with a cut version. The Message-ID is new:
+ * the saved one names that saved version, and a replayed send looks its message up by it.
+ */
+export function draftFromEmail(
+  email: Email,
+  body: EmailBody,
+  { domain, attachmentName }: { domain: string; attachmentName: string },
+): Draft | null {
+  const value = (partId: string | null) => (partId ? body.bodyValues[partId] : undefined);
+  const textParts = body.textBody.filter((part) => part.type.startsWith("text/"));
+  const htmlPart = body.htmlBody.find((part) => part.type === "text/html");
+  const used = [...textParts.map((part) => value(part.partId)), ...(htmlPart ? [value(htmlPart.partId)] : [])];
+  if (used.some((v) => v === undefined || v.isTruncated)) return null;
+  const text = textParts.map((part) => value(part.partId)?.value ?? "").join("\n");
+  const html = htmlPart ? (value(htmlPart.partId)?.value ?? "") : null;
+  const sender = email.from?.[0];
+  return {
+    from: email.from ?? [],
+    to: email.to ?? [],
+    cc: email.cc ?? [],
+    bcc: email.bcc ?? [],
+    subject: email.subject ?? "",
+    textBody: text.replace(/\r\n/g, "\n"),
+    // What comes back from the server is re-sanitised like anything entering the editor.
+    htmlBody: html === null ? null : sanitizeComposed(html),
+    inReplyTo: email.inReplyTo,
+    references: email.references,
+    messageId: newMessageId(sender?.email.split("@")[1] ?? domain),
+    attachments: body.attachments.flatMap((part) =>
+      part.blobId ? [{ blobId: part.blobId, type: part.type, name: part.name ?? attachmentName, size: part.size }] : [],
+    ),
   };
 }

@@ -1,4 +1,4 @@
-"""A real OpenLDAP server (Debian's slapd) for the LDAP tests, and a test CA.
+"""A real OpenLDAP server (Debian's slapd) for the LDAP tests.
 
 Each test gets its own slapd in a temporary directory, started in the foreground
 (``-d 0``: no detaching) as a child process that the fixture kills, listening on
@@ -8,8 +8,6 @@ and ``ldaps://127.0.0.1:PORT2/``. The directory holds a few people loaded with s
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import shutil
 import socket
 import subprocess
@@ -19,10 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.certificates import LocalCA
 
 SUFFIX = "dc=example,dc=test"
 PEOPLE = f"ou=people,{SUFFIX}"
@@ -98,84 +94,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_ca(
-    directory: Path, name: str = "Hirondelle test CA"
-) -> tuple[Path, ec.EllipticCurvePrivateKey]:
-    """A self-signed CA certificate (``ca.pem``-like file named after ``name``) and key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    path = directory / f"{name.replace(' ', '-').lower()}.pem"
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return path, key
-
-
-def issue(
-    ca_path: Path, ca_key: ec.EllipticCurvePrivateKey, cert_path: Path, key_path: Path
-) -> None:
-    """A server certificate for localhost and 127.0.0.1 signed by the CA."""
-    ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-
-
 @dataclass
 class Slapd:
     directory: Path
@@ -232,9 +150,9 @@ def start_slapd(directory: Path) -> Slapd:
         pytest.skip("slapd is not installed (apt-get install slapd ldap-utils)")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "db").mkdir()
-    ca_file, ca_key = make_ca(directory)
-    (directory / "ca.pem").write_bytes(ca_file.read_bytes())
-    issue(ca_file, ca_key, directory / "server.pem", directory / "server.key")
+    authority = LocalCA.create(directory)
+    ca_file = authority.cafile
+    authority.issue(["localhost", "127.0.0.1"], directory / "server.pem", directory / "server.key")
     config = directory / "slapd.conf"
     config.write_text(
         CONFIG.format(dir=directory, suffix=SUFFIX, root=ROOT_DN, root_password=ROOT_PASSWORD)

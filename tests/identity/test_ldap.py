@@ -28,6 +28,7 @@ from hirondelle.identity.ldap import LdapDirectory, sync_accounts
 from hirondelle.mail.addresses import normalize_address
 from hirondelle.node import Node
 from hirondelle.services import Services, open_services
+from tests.certificates import LocalCA
 from tests.identity.conftest import add_second_factor
 from tests.identity.slapd import (
     CAROL_PASSWORD,
@@ -36,7 +37,6 @@ from tests.identity.slapd import (
     SERVICE_DN,
     SERVICE_PASSWORD,
     Slapd,
-    make_ca,
     slapd,
 )
 from tests.identity.test_protocols import Target, login_sync
@@ -208,7 +208,7 @@ async def test_starttls_with_an_untrusted_certificate_is_unavailable(
 ) -> None:
     """Another CA: the handshake fails, the password is never sent, the client is told
     to come back later, and the attempt does not count as a guess."""
-    other_ca, _ = make_ca(tmp_path, "Some other CA")
+    other_ca = LocalCA.create(tmp_path / "other", "Some other CA").cafile
     services = open_services(ldap_settings(settings, slapd, ca_file=str(other_ca)))
     try:
         await services.accounts.add_domain("example.test")

@@ -25,8 +25,8 @@ from hirondelle.mail.dsn import ParameterError
 from hirondelle.mail.queue import QueueWorker, Route, StaticRouter, TlsPolicy, tls_policy_of
 from hirondelle.services import Services
 from hirondelle.smtp.server import split_requiretls
+from tests.certificates import LocalCA
 from tests.messages import simple_message
-from tests.smtp.certificates import LocalCA
 from tests.smtp.conftest import PASSWORD, Servers, mailbox_messages, make_account
 
 MX_NAME = "mx.remote.test"

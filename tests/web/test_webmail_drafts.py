@@ -9,12 +9,13 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, expect
 
-from tests.jmap.conftest import ADDRESS, JmapNode, message
+from tests.jmap.conftest import ADDRESS, PASSWORD, JmapNode, message
 from tests.web.test_webmail_compose import fetch_one, parts
 from tests.web.test_webmail_e2e import (
     browser,
     certificate,
     context,
+    go_offline_with_a_copy,
     jmap_settings,
     node,
     sign_in,
@@ -113,4 +114,65 @@ def test_a_saved_draft_is_reopened_changed_and_sent(
     wait_for_subjects(node, ADDRESS, "Drafts", [])
     wait_for_subjects(node, ADDRESS, "Sent", ["Re: Budget (revised)"])
     expect(page.get_by_role("alert")).to_have_count(0)  # no conflict
+    assert errors == []
+
+
+def test_a_draft_is_continued_offline_from_the_copy(
+    node: JmapNode, context: BrowserContext
+) -> None:
+    """A draft written elsewhere (appended over IMAP, with an attachment) is in the offline
+    copy with its body: it is edited and sent offline, and goes out when the connection
+    returns, its attachment intact, the draft gone."""
+    node.add_account(BOB)
+    draft = (
+        f"From: {ADDRESS}\r\nTo: Bob <{BOB}>\r\nSubject: Train notes\r\n"
+        "Message-ID: <train-draft@example.test>\r\n"
+        "Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        "Written at the desk.\r\n"
+        "--b\r\nContent-Type: text/plain; name=notes.txt\r\n"
+        "Content-Disposition: attachment; filename=notes.txt\r\n\r\n"
+        "carriage 12\r\n--b--\r\n"
+    ).encode()
+    imap = node.imap()
+    try:
+        imap.login(ADDRESS, PASSWORD)
+        assert imap.append('"Drafts"', "(\\Draft \\Seen)", None, draft)[0] == "OK"
+    finally:
+        imap.logout()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    go_offline_with_a_copy(page, node, context)
+
+    page.get_by_role("treeitem", name="Drafts").click()
+    page.get_by_role("option").filter(has_text="Train notes").click()
+    page.get_by_role("toolbar", name="Message actions").get_by_role(
+        "button", name="Edit draft"
+    ).click()
+    composer = page.get_by_role("dialog", name="New message")
+    expect(composer.get_by_label("To", exact=True)).to_have_value(f"Bob <{BOB}>")
+    body = composer.get_by_label("Message")
+    expect(body).to_have_value("Written at the desk.")
+    expect(composer.get_by_role("list", name="Attachments")).to_contain_text("notes.txt")
+    composer.get_by_label("Subject").fill("Train notes, finished")
+    body.fill("Written at the desk, finished on the train.")
+    composer.get_by_role("button", name="Send").click()
+    expect(composer).to_have_count(0)
+    expect(page.get_by_role("treeitem", name="Outbox")).to_be_visible()
+    assert subjects_over_imap(node, BOB, "INBOX") == []
+
+    context.set_offline(False)
+    received = fetch_one(node, BOB, "INBOX", "Train notes, finished")
+    [text] = [
+        p
+        for p in received.walk()
+        if p.get_content_type() == "text/plain" and p.get_filename() is None
+    ]
+    assert b"finished on the train" in text.get_payload(decode=True)
+    [part] = [p for p in received.walk() if p.get_filename() == "notes.txt"]
+    assert part.get_payload(decode=True) == b"carriage 12"
+    wait_for_subjects(node, ADDRESS, "Drafts", [])
+    expect(page.get_by_role("alert")).to_have_count(0)
     assert errors == []

@@ -37,7 +37,6 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from hirondelle.errors import Reason, Refused
 from hirondelle.groupware import contacts as contact_rules
 from hirondelle.groupware import jscontact
 from hirondelle.groupware.service import DEFAULT_ADDRESSBOOK
@@ -718,15 +717,15 @@ async def card_set(call: Call) -> dict[str, Any]:
         _put(sctx, book, resource.name, prepared.item, if_match=resource.etag)
         if target.id != book.id:
             try:
-                store.move_resource_keeping_id(sctx.ctx, book, resource.name, target)
+                store.relocate_resource(sctx.ctx, book, resource.name, target, resource.name)
             except store.UidConflict:
                 raise SetError(
                     "alreadyExists", "the target address book has a card with this uid"
                 ) from None
-            except Refused as refused:
-                if refused.reason == Reason.ALREADY_EXISTS:
-                    raise SetError("alreadyExists", refused.message) from None
-                raise
+            except store.PreconditionFailed:
+                raise SetError(
+                    "alreadyExists", f"{resource.name} exists in the target address book"
+                ) from None
         return {"updated": prepared.now}
 
     def destroy(sctx: SetContext, card_id: str) -> None:

@@ -16,7 +16,7 @@ collection (``no-uid-conflict``), ETag preconditions, names.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -821,7 +821,8 @@ def relocate_resource(
     ctx: WriteContext, source: Collection, name: str, target: Collection, target_name: str
 ) -> ResourceInfo:
     """Move one resource to another collection of the same account keeping its id (JMAP
-    ids never change: CalendarEvent/set of ``calendarIds``). Journaled as destroyed in
+    ids never change: CalendarEvent/set of ``calendarIds``, ContactCard/set of
+    ``addressBookIds``). Journaled as destroyed in
     the source and created in the target at one modseq (with a tombstone in the source),
     so sync-collection sees a removal and an addition and JMAP /changes an update.
     Refused(NOT_FOUND); PreconditionFailed when ``target_name`` is taken; UidConflict."""
@@ -1102,54 +1103,6 @@ def find_uid_in_account(conn: Connection, account_id: int, uid: str, kind: str) 
         .where(dav_resources.c.collection_id.in_(collections), dav_resources.c.uid == uid)
         .limit(1)
     ).scalar_one_or_none()
-
-
-def move_resource_keeping_id(
-    ctx: WriteContext, source: Collection, name: str, target: Collection
-) -> ResourceInfo:
-    """Move ``name`` from ``source`` to ``target`` (same account and kind) keeping its id
-    and name (JMAP ids are immutable, RFC 8620 §1.2). The journal gets "destroyed" in the
-    source and "created" in the target at one modseq: sync-collection of each collection
-    sees a removal and an addition, and JMAP ``/changes`` (which folds the two) an
-    update. Refused(NOT_FOUND); Refused(ALREADY_EXISTS) when the target has the name;
-    UidConflict when it has the UID."""
-    conn = ctx.conn
-    ctx.next_modseq(source.account_id)  # lock order first (see create_collection)
-    info = get_resource_info(conn, source.id, name)
-    if info is None:
-        raise Refused(Reason.NOT_FOUND, f"{name} not found")
-    if get_resource_info(conn, target.id, name) is not None:
-        raise Refused(Reason.ALREADY_EXISTS, f"{name} exists in the target")
-    holder = find_uid(conn, target.id, info.uid)
-    if holder is not None:
-        raise UidConflict(holder)
-    modseq = ctx.journal(
-        source.account_id, source.resource_kind, info.id, "destroyed", container_id=source.id
-    )
-    ctx.journal(target.account_id, target.resource_kind, info.id, "created", container_id=target.id)
-    conn.execute(
-        dav_resources.update()
-        .where(dav_resources.c.id == info.id)
-        .values(collection_id=target.id, modseq=modseq)
-    )
-    conn.execute(
-        dav_occurrences.update()
-        .where(dav_occurrences.c.resource_id == info.id)
-        .values(collection_id=target.id)
-    )
-    conn.execute(
-        dav_tombstones.insert().values(
-            collection_id=source.id, resource_id=info.id, name=name, modseq=modseq
-        )
-    )
-    conn.execute(
-        dav_tombstones.delete().where(
-            dav_tombstones.c.collection_id == target.id, dav_tombstones.c.name == name
-        )
-    )
-    _touch(ctx, source, modseq)
-    _touch(ctx, target, modseq)
-    return replace(info, collection_id=target.id, modseq=modseq)
 
 
 def all_resources_of_kind(conn: Connection, account_id: int, kind: str) -> list[Resource]:

@@ -50,6 +50,7 @@ from hirondelle.jmap.standard import (
     changes,
     get_args,
     get_response,
+    get_response_of,
     invalid,
     known_arguments,
     parse_filter,
@@ -186,19 +187,7 @@ async def addressbook_get(call: Call) -> dict[str, Any]:
     modseq, books = await call.services.database.read(
         lambda conn: _books_json(conn, call.account_id)
     )
-    if args.ids is None:
-        chosen, not_found = books, list(args.unresolved)
-    else:
-        by_id = {b["id"]: b for b in books}
-        chosen = [by_id[i] for i in args.ids if i in by_id]
-        not_found = [i for i in args.ids if i not in by_id] + args.unresolved
-    return get_response(
-        call,
-        state=state_string(modseq),
-        objects=chosen,
-        not_found=not_found,
-        properties=args.properties,
-    )
+    return get_response_of(call, args, state=state_string(modseq), objects=books)
 
 
 @method("AddressBook/changes", capability=CONTACTS)

@@ -33,7 +33,7 @@ from hirondelle.jmap.standard import (
     boolean,
     changes,
     get_args,
-    get_response,
+    get_response_of,
     query_args,
     query_changes,
     run_set,
@@ -132,20 +132,7 @@ async def mailbox_get(call: Call) -> dict[str, Any]:
     modseq, objects = await call.services.database.read(
         lambda conn: _all(conn, call.account_id, only=only)
     )
-    if args.ids is None:
-        chosen = objects
-        not_found = list(args.unresolved)
-    else:
-        by_id = {o["id"]: o for o in objects}
-        chosen = [by_id[i] for i in args.ids if i in by_id]
-        not_found = [i for i in args.ids if i not in by_id] + args.unresolved
-    return get_response(
-        call,
-        state=state_string(modseq),
-        objects=chosen,
-        not_found=not_found,
-        properties=args.properties,
-    )
+    return get_response_of(call, args, state=state_string(modseq), objects=objects)
 
 
 @method("Mailbox/changes", capability=MAIL)

@@ -28,7 +28,7 @@ from hirondelle.jmap.errors import MethodError
 from hirondelle.jmap.standard import (
     FilterOperator,
     get_args,
-    get_response,
+    get_response_of,
     invalid,
     known_arguments,
     parse_filter,
@@ -101,15 +101,7 @@ async def principal_get(call: Call) -> dict[str, Any]:
     """RFC 9670 §3.1 (RFC 8620 §5.1)."""
     args = get_args(call, properties=PROPERTIES)
     state, principals = await _directory(call)
-    if args.ids is None:
-        chosen, not_found = principals, list(args.unresolved)
-    else:
-        by_id = {p["id"]: p for p in principals}
-        chosen = [by_id[i] for i in args.ids if i in by_id]
-        not_found = [i for i in args.ids if i not in by_id] + args.unresolved
-    return get_response(
-        call, state=state, objects=chosen, not_found=not_found, properties=args.properties
-    )
+    return get_response_of(call, args, state=state, objects=principals)
 
 
 @method("Principal/changes", capability=PRINCIPALS)

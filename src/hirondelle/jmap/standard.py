@@ -165,6 +165,22 @@ def get_response(
     }
 
 
+def get_response_of(
+    call: Call, args: GetArgs, *, state: str, objects: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """RFC 8620 §5.1 response when ``objects`` holds every object of the type: those the
+    client asked for, in its order, and the rest of its ids as ``notFound``."""
+    if args.ids is None:
+        chosen, not_found = list(objects), list(args.unresolved)
+    else:
+        by_id = {obj["id"]: obj for obj in objects}
+        chosen = [by_id[i] for i in args.ids if i in by_id]
+        not_found = [i for i in args.ids if i not in by_id] + args.unresolved
+    return get_response(
+        call, state=state, objects=chosen, not_found=not_found, properties=args.properties
+    )
+
+
 # -- /changes ---------------------------------------------------------------------------
 
 

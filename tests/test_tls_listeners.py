@@ -266,7 +266,10 @@ async def test_no_authentication_before_stls_on_pop3(node: Node) -> None:
             capabilities.append(line.strip())
         assert b"STLS" in capabilities
         assert not any(c == b"USER" or c.startswith(b"SASL") for c in capabilities)
-        refusal = b"-ERR [SYS/PERM] log in only after STLS (TLS is required)\r\n"
+        refusal = (
+            b"-ERR [SYS/PERM] log in only after STLS (TLS is required) / "
+            b"connexion seulement apres STLS (TLS est obligatoire)\r\n"
+        )
         writer.write(f"USER {ALICE}\r\n".encode())
         assert await reader.readline() == refusal
         writer.write(f"PASS {PASSWORD}\r\n".encode())

@@ -68,6 +68,40 @@ describe("JmapClient", () => {
     await expect(client.call("Nothing/here", { accountId: "a1" })).rejects.toBeInstanceOf(MethodError);
   });
 
+  it("keeps to the session's maxConcurrentRequests instead of being refused (RFC 8620 §2)", async () => {
+    // Like the server: a request beyond the limit is refused with a "limit" error. The
+    // list, the open message and the sync asking at once lost the list's refresh this way.
+    const server = new FakeJmap();
+    server.addMailbox("inbox", "Inbox");
+    (server.session.capabilities["urn:ietf:params:jmap:core"] as Record<string, unknown>).maxConcurrentRequests = 2;
+    let inFlight = 0;
+    let most = 0;
+    const limited: typeof fetch = async (input, init) => {
+      if (init?.method !== "POST") return server.fetch(input, init);
+      if (inFlight >= 2) {
+        return new Response(JSON.stringify({ type: "urn:ietf:params:jmap:error:limit", limit: "maxConcurrentRequests" }), { status: 400 });
+      }
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return await server.fetch(input, init);
+      } finally {
+        inFlight -= 1;
+      }
+    };
+    const client = new JmapClient({ fetch: limited });
+    await client.connect();
+    const sends = Array.from({ length: 6 }, () => {
+      const batch = client.batch();
+      const get = batch.call("Mailbox/get", { accountId: "a1", ids: null });
+      return batch.send().then(() => get.result);
+    });
+    const answers = await Promise.all(sends);
+    expect(answers.map((a) => a.name)).toEqual(Array(6).fill("Mailbox/get"));
+    expect(most).toBe(2);
+  });
+
   it("tells a network failure, a signed-out session and a refused request apart", async () => {
     const { server, client } = setup();
     await client.connect();

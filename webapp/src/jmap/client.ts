@@ -186,6 +186,9 @@ export class JmapClient {
   private autoBatch: Batch | null = null;
   private batches = 0;
   private readonly stateListeners = new Set<StateListener>();
+  /** API requests sent and not yet answered, and the ones waiting for a free slot. */
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(options: ClientOptions = {}) {
     this.sessionUrl = options.sessionUrl ?? "/.well-known/jmap";
@@ -252,19 +255,36 @@ export class JmapClient {
     // "using" fails the whole request (RFC 8620 §3.6.1 unknownCapability).
     const optional = [CONTACTS, PRINCIPALS].filter((capability) => capability in session.capabilities);
     const request: JmapRequest = { using: [CORE, MAIL, SUBMISSION, ...optional], methodCalls };
-    // A request that never answers must not hold the sync engine (syncs run one at a
-    // time): after a minute it counts as a network failure, and the queue retries.
-    const response = await this.send(session.apiUrl, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(request),
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
+    // RFC 8620 §2 maxConcurrentRequests: the server refuses one more (a "limit" request
+    // error), and the list, the open message, the sync and the contacts all ask at once.
+    // A refused list refresh would leave the rows as they were before a command.
+    await this.slot(session);
     try {
-      return (await response.json()) as JmapResponse;
-    } catch (error) {
-      throw new NetworkError(error);
+      // A request that never answers must not hold the sync engine (syncs run one at a
+      // time): after a minute it counts as a network failure, and the queue retries.
+      const response = await this.send(session.apiUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(request),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      try {
+        return (await response.json()) as JmapResponse;
+      } catch (error) {
+        throw new NetworkError(error);
+      }
+    } finally {
+      this.inFlight -= 1;
+      this.waiting.shift()?.();
     }
+  }
+
+  /** Wait until fewer API requests than the session allows are in flight, and take one. */
+  private async slot(session: Session): Promise<void> {
+    const core = session.capabilities[CORE] as { maxConcurrentRequests?: unknown } | undefined;
+    const limit = typeof core?.maxConcurrentRequests === "number" && core.maxConcurrentRequests >= 1 ? core.maxConcurrentRequests : 4;
+    while (this.inFlight >= limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.inFlight += 1;
   }
 
   /** RFC 8620 §6.1: upload a blob; returns its blobId. */

@@ -37,12 +37,11 @@ from rich.table import Table
 
 from bench import machine
 from bench.scratch import run_in_scratch, save_report
-from bench.store import _analyze, _fill_mailbox, _settings, throwaway_database
+from bench.store import _analyze, _settings, fill_inbox, throwaway_database
 from hirondelle.config import Endpoint
 from hirondelle.jmap import api
 from hirondelle.node import FRONT_ENDS, ListenerContext, bind
 from hirondelle.services import Services, open_services
-from hirondelle.store import mailboxes
 
 console = Console(stderr=True)
 PASSWORD = "bench password 1234"
@@ -114,25 +113,8 @@ async def _measure(
 async def _bench_one(services: Services, size: int, runs: int, seed: int) -> dict[str, Any]:
     local = f"bench{size}"
     account = await services.accounts.add_account(f"{local}@example.test", password=PASSWORD)
-    inbox = await services.database.read(
-        lambda c: mailboxes.get_mailbox_by_role(c, account.id, "inbox")
-    )
-    assert inbox is not None
-    started = time.perf_counter()
-    await services.database.write(
-        lambda ctx: _fill_mailbox(
-            ctx, account_id=account.id, mailbox_id=inbox.id, count=size, seed=seed
-        )
-    )
-    # The fill leaves the memberships' copy of the keywords empty; the store keeps it
-    # equal to emails.keywords (migration 0003), and the Mailbox counts read it.
-    await services.database.write(
-        lambda ctx: ctx.conn.exec_driver_sql(
-            "UPDATE mailbox_messages SET keywords ="
-            " (SELECT emails.keywords FROM emails WHERE emails.id = mailbox_messages.email_id)"
-        )
-    )
-    console.log(f"filled {size} messages in {time.perf_counter() - started:.1f} s")
+    inbox_number, seconds = await fill_inbox(services, account.id, size, seed)
+    console.log(f"filled {size} messages in {seconds:.1f} s")
     _analyze(services)
     sock = bind(Endpoint.parse("127.0.0.1:0"))
     port = sock.getsockname()[1]
@@ -142,7 +124,7 @@ async def _bench_one(services: Services, size: int, runs: int, seed: int) -> dic
         )
     )
     account_id = f"A{account.id}"
-    inbox_id = f"M{inbox.id}"
+    inbox_id = f"M{inbox_number}"
     result: dict[str, Any] = {"messages": size}
     try:
         async with httpx.AsyncClient(

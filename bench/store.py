@@ -356,6 +356,32 @@ def _fill_mailbox(
     emails.rebuild_counters(conn, account_id)
 
 
+async def fill_inbox(
+    services: Services, account_id: int, count: int, seed: int
+) -> tuple[int, float]:
+    """Fill the account's Inbox with ``count`` corpus messages for the HTTP benchmarks
+    (bench.jmap, bench.web); returns the Inbox's id and the seconds it took. The fill
+    leaves the memberships' copy of the keywords empty; the store keeps it equal to
+    emails.keywords (migration 0003), and the Mailbox counts read it, so it is copied."""
+    inbox = await services.database.read(
+        lambda c: mailboxes.get_mailbox_by_role(c, account_id, "inbox")
+    )
+    assert inbox is not None
+    started = time.perf_counter()
+    await services.database.write(
+        lambda ctx: _fill_mailbox(
+            ctx, account_id=account_id, mailbox_id=inbox.id, count=count, seed=seed
+        )
+    )
+    await services.database.write(
+        lambda ctx: ctx.conn.exec_driver_sql(
+            "UPDATE mailbox_messages SET keywords ="
+            " (SELECT emails.keywords FROM emails WHERE emails.id = mailbox_messages.email_id)"
+        )
+    )
+    return inbox.id, time.perf_counter() - started
+
+
 def _analyze(services: Services) -> None:
     """PostgreSQL: VACUUM ANALYZE the filled tables, as autovacuum would shortly after a
     bulk load in production (planner statistics, visibility map). SQLite: nothing,

@@ -28,7 +28,6 @@ import argparse
 import gzip
 import re
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +37,10 @@ from rich.table import Table
 
 from bench import corpus, machine
 from bench.scratch import run_in_scratch, save_report
-from bench.store import _analyze, _fill_mailbox, throwaway_database
+from bench.store import _analyze, fill_inbox, throwaway_database
 from hirondelle.config import Endpoint, Settings
 from hirondelle.node import FRONT_ENDS, ListenerContext, bind
 from hirondelle.services import Services, open_services
-from hirondelle.store import mailboxes
 from hirondelle.web import assets
 
 console = Console(stderr=True)
@@ -79,23 +77,8 @@ def initial_javascript(build: assets.Build) -> dict[str, int]:
 async def _prepare(services: Services, size: int, offline_messages: int, seed: int) -> None:
     await services.accounts.add_domain("example.test")
     big = await services.accounts.add_account("big@example.test", password=PASSWORD)
-    inbox = await services.database.read(
-        lambda c: mailboxes.get_mailbox_by_role(c, big.id, "inbox")
-    )
-    assert inbox is not None
-    started = time.perf_counter()
-    await services.database.write(
-        lambda ctx: _fill_mailbox(
-            ctx, account_id=big.id, mailbox_id=inbox.id, count=size, seed=seed
-        )
-    )
-    await services.database.write(
-        lambda ctx: ctx.conn.exec_driver_sql(
-            "UPDATE mailbox_messages SET keywords ="
-            " (SELECT emails.keywords FROM emails WHERE emails.id = mailbox_messages.email_id)"
-        )
-    )
-    console.log(f"filled {size:,} messages in {time.perf_counter() - started:.1f} s")
+    _, seconds = await fill_inbox(services, big.id, size, seed)
+    console.log(f"filled {size:,} messages in {seconds:.1f} s")
     small = await services.accounts.add_account("small@example.test", password=PASSWORD)
     for number in range(offline_messages):
         await services.mail.deliver(corpus.small_message(number), [small.id])

@@ -182,3 +182,65 @@ def test_extra_fields_for_vacation_and_lists() -> None:
     assert parsed.headers[-1] == ("X-Folded", " a\r\n b")
     assert parse_message(b"Precedence: bulk\r\n\r\n").auto_submitted == "bulk"
     assert parse_message(b"Auto-Submitted: no\r\n\r\n").auto_submitted is None
+
+
+# -- whitespace and dropped elements (made linear and C-speed for delivery, issue 3) -------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from hirondelle.mime.text import collapse_whitespace  # noqa: E402
+
+_SPACEY_TEXT = st.text(alphabet=st.sampled_from(list("ab é\t\n\r\x0b\x0c\u00a0\u2003\u3000\x1c")))
+
+
+@given(_SPACEY_TEXT, st.integers(min_value=0, max_value=40))
+def test_collapse_with_a_limit_is_the_limited_collapse_of_the_whole(text: str, limit: int) -> None:
+    whole = collapse_whitespace(text)
+    assert whole == " ".join(text.split())
+    expected = whole[:limit].rstrip() if len(whole) > limit else whole
+    assert collapse_whitespace(text, limit) == expected
+
+
+def test_collapse_with_a_limit_skips_leading_blank_space() -> None:
+    """The old preview collapsed only the first 2,048 characters: a body starting with
+    more blank space than that had an empty preview."""
+    assert make_preview(" \n" * 5000 + "Hello   there") == "Hello there"
+
+
+_DROPPED = ("head", "script", "style", "title", "template", "noscript")
+_PLAIN = st.text(alphabet=st.sampled_from(list("ab <>/é\n")), max_size=12).filter(
+    lambda text: "<" not in text
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            _PLAIN,
+            st.sampled_from(_DROPPED),
+            st.sampled_from([str.lower, str.upper, str.title]),
+            st.text(alphabet=st.sampled_from(list("ab </>\"'é")), max_size=12),
+        ),
+        max_size=6,
+    ),
+    _PLAIN,
+)
+def test_dropped_elements_leave_exactly_the_text_around_them(
+    pieces: list[tuple[str, str, object, str]], tail: str
+) -> None:
+    from hirondelle.mime.text import _drop_elements
+
+    markup = ""
+    kept = ""
+    for text, name, case, inner in pieces:
+        assert callable(case)
+        opening, closing = case("<" + name + ">"), case("</" + name + " >")
+        inner = inner.replace("</", "<")  # the content does not close the element itself
+        markup += text + opening + inner + closing
+        kept += text
+    assert _drop_elements(markup + tail) == kept + tail
+
+
+def test_dropped_element_names_are_whole_words() -> None:
+    assert html_to_text("<headline>News</headline><HEAD><TITLE>t</TITLE></HEAD>x") == "Newsx"

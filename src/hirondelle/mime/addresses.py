@@ -137,11 +137,79 @@ def _phrase(tokens: list[_Token]) -> bytes | None:
     return bytes(out) if out else None
 
 
+# The common forms, parsed without the tokenizer: a comma-separated list of
+# ``local@domain`` or ``[phrase] <local@domain>``, where the phrase is atoms, dots and
+# blanks or one plain quoted string. No comments, routes, groups, domain literals, quoted
+# local parts, backslashes or line breaks: anything else goes to the tokenizer, and for
+# these forms both give the same items (tests/mime/test_mime_headers.py checks it).
+_FAST_ADDRESS = rb'[^\x00-\x20\x7f"()\[\]\\<>@,;:]+'
+_FAST_MAILBOX = re.compile(
+    rb'(?:((?:[^\x00-\x08\x0a-\x1f\x7f"()\[\]\\<>@,;:]|"[^"\\\r\n]*")*)'
+    rb"<(" + _FAST_ADDRESS + rb")@(" + _FAST_ADDRESS + rb")>"
+    rb"|[ \t]*(" + _FAST_ADDRESS + rb")@(" + _FAST_ADDRESS + rb"))[ \t]*(?:,|\Z)"
+)
+_FAST_BLANK = re.compile(rb"[ \t]*(?:,|\Z)")
+_FAST_QUOTED_NAME = re.compile(rb'[ \t]*"([^"]*)"[ \t]*')
+
+
 def parse_address_list(value: bytes | None) -> tuple[AddressItem, ...]:
     """RFC 5322 §3.4 address-list with groups; never raises, garbage gives odd addresses."""
     if not value:
         return ()
     value = value[:MAX_ADDRESS_HEADER]
+    fast = _parse_common_address_list(value)
+    if fast is not None:
+        return fast
+    return _parse_address_list(value)
+
+
+def _parse_common_address_list(value: bytes) -> tuple[AddressItem, ...] | None:
+    """The items of a list in the common forms (see :data:`_FAST_MAILBOX`), else None."""
+    items: list[AddressItem] = []
+    position = 0
+    length = len(value)
+    while position < length:
+        match = _FAST_MAILBOX.match(value, position)
+        if match is None:
+            blank = _FAST_BLANK.match(value, position)
+            if blank is None or blank.end() == position:
+                return None
+            position = blank.end()  # an empty element between commas
+            continue
+        phrase, local, domain, bare_local, bare_domain = match.groups()
+        if local is None:
+            items.append(
+                AddressItem(
+                    ItemKind.MAILBOX,
+                    local_part=bare_local,
+                    domain=bare_domain,
+                    local_written=bare_local,
+                )
+            )
+        else:
+            if b'"' not in phrase:
+                name: bytes | None = b" ".join(phrase.split()) or None
+            else:
+                quoted = _FAST_QUOTED_NAME.fullmatch(phrase)
+                if quoted is not None:
+                    name = quoted.group(1) or None
+                else:
+                    name = _phrase(list(_tokenize(phrase)))
+            items.append(
+                AddressItem(
+                    ItemKind.MAILBOX,
+                    name=name,
+                    local_part=local,
+                    domain=domain,
+                    local_written=local,
+                )
+            )
+        position = match.end()
+    return tuple(items[:MAX_ADDRESSES])
+
+
+def _parse_address_list(value: bytes) -> tuple[AddressItem, ...]:
+    """The general parser: every RFC 5322 §3.4 and §4.4 form, and garbage."""
     items: list[AddressItem] = []
     current: list[_Token] = []
     in_angle = False
@@ -250,8 +318,24 @@ class Address:
     email: str
 
 
+_new_object = object.__new__
+_set_address_name = vars(Address)["name"].__set__  # the slots' descriptors
+_set_address_email = vars(Address)["email"].__set__
+
+
+def _address(name: str | None, email: str) -> Address:
+    """``Address(name, email)`` without the frozen dataclass's ``__init__`` (several times
+    slower than setting the two slots)."""
+    address = _new_object(Address)
+    _set_address_name(address, name)
+    _set_address_email(address, email)
+    return address
+
+
 def decoded_addresses(items: tuple[AddressItem, ...]) -> tuple[Address, ...]:
     """RFC 8621 §4.1.2.3 asAddresses: mailboxes only, groups flattened, names decoded."""
+    if not items:
+        return ()
     result: list[Address] = []
     for item in items:
         if item.kind is not ItemKind.MAILBOX:
@@ -260,5 +344,5 @@ def decoded_addresses(items: tuple[AddressItem, ...]) -> tuple[Address, ...]:
         if item.domain is not None:
             email += b"@" + item.domain
         name = decode_words(item.name).strip() if item.name is not None else None
-        result.append(Address(name or None, decode_header_bytes(email)))
+        result.append(_address(name or None, decode_header_bytes(email)))
     return tuple(result)

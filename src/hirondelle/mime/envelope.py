@@ -30,13 +30,12 @@ def render_address_list(items: tuple[AddressItem, ...]) -> bytes:
             rendered.append(b"(NIL NIL " + render_string(item.name or b"") + b" NIL)")
         else:
             rendered.append(
-                render_list(
-                    [
-                        render_nstring(item.name),
-                        render_nstring(item.route),
-                        render_nstring(item.local_part),
-                        render_string(item.domain or b""),
-                    ]
+                b"(%s %s %s %s)"
+                % (
+                    NIL if item.name is None else render_string(item.name),
+                    NIL if item.route is None else render_string(item.route),
+                    NIL if item.local_part is None else render_string(item.local_part),
+                    render_string(item.domain or b""),
                 )
             )
     return b"(" + b"".join(rendered) + b")"
@@ -73,13 +72,14 @@ def render_envelope(headers: Headers, addresses: EnvelopeAddresses | None = None
     """
     if addresses is None:
         addresses = parse_envelope_addresses(headers)
+    from_ = render_address_list(addresses.from_)
     return render_list(
         [
             render_nstring(headers.get("date")),
             render_nstring(headers.get("subject")),
-            render_address_list(addresses.from_),
-            render_address_list(addresses.sender or addresses.from_),
-            render_address_list(addresses.reply_to or addresses.from_),
+            from_,
+            render_address_list(addresses.sender) if addresses.sender else from_,
+            render_address_list(addresses.reply_to) if addresses.reply_to else from_,
             render_address_list(addresses.to),
             render_address_list(addresses.cc),
             render_address_list(addresses.bcc),

@@ -41,6 +41,20 @@ class HeaderField:
         return unfold(self.raw_value)
 
 
+_new_object = object.__new__
+_set_field_name = vars(HeaderField)["name"].__set__  # the slots' descriptors
+_set_field_value = vars(HeaderField)["raw_value"].__set__
+
+
+def _header_field(name: str, raw_value: bytes) -> HeaderField:
+    """``HeaderField(name, raw_value)`` without the frozen dataclass's ``__init__``, which
+    costs several times more than setting the two slots (a block makes dozens of fields)."""
+    field = _new_object(HeaderField)
+    _set_field_name(field, name)
+    _set_field_value(field, raw_value)
+    return field
+
+
 def unfold(value: bytes) -> bytes:
     """RFC 5322 §2.2.3 unfolding: drop the CRLF (or bare LF) of each fold, trim the ends.
 
@@ -79,37 +93,43 @@ def find_header_end(raw: bytes, start: int, limit: int) -> tuple[int, int]:
     return limit, limit
 
 
+# One field: a line that is not a continuation line, and the continuation lines after it;
+# the groups are what precedes the first colon, the colon (or nothing), the rest of the
+# first line and the continuation lines.
+_FIELD_LINES = re.compile(rb"^(?![ \t])([^\n:]*)(:?)([^\n]*)((?:\n[ \t][^\n]*)*)", re.MULTILINE)
+_FIELD_NAMES: dict[bytes, str | None] = {}
+"""Field names as written before the colon, seen so far (bounded): decoded, or None when
+not a field name; the usual ones are checked and decoded once per process."""
+
+
 def parse_header_block(block: bytes) -> tuple[HeaderField, ...]:
-    """RFC 5322 §2.2: split a header block into fields; continuation lines are joined."""
+    """RFC 5322 §2.2: split a header block into fields; continuation lines are joined.
+
+    A line without a colon (garbage or empty) ends the field before it and is ignored with
+    the continuation lines after it, as Dovecot does; so is a line whose name has a space.
+    """
     fields: list[HeaderField] = []
-    name: str | None = None
-    value_lines: list[bytes] = []
-    for line in block[:MAX_HEADER_BLOCK].split(b"\n"):
-        if line[:1] in (b" ", b"\t"):
-            if name is not None:
-                value_lines.append(line)
+    names = _FIELD_NAMES
+    for match in _FIELD_LINES.finditer(block[:MAX_HEADER_BLOCK]):
+        written, colon, rest, continuation = match.groups()
+        if not colon or not written:
             continue
-        if name is not None:
-            fields.append(HeaderField(name, _join_lines(value_lines)))
-            name = None
-            if len(fields) >= MAX_HEADER_FIELDS:
-                break
-        colon = line.find(b":")
-        if colon <= 0:
-            continue  # not a header line (garbage or empty); ignored, as Dovecot does
-        field_name = line[:colon].strip(b" \t")
-        if not field_name or b" " in field_name:
+        if written in names:
+            name = names[written]
+        else:
+            field_name = written.strip(b" \t")
+            name = (
+                decode_header_bytes(field_name) if field_name and b" " not in field_name else None
+            )
+            if len(names) < 1024 and len(written) <= 64:  # no giant garbage kept
+                names[written] = name
+        if name is None:
             continue
-        name = decode_header_bytes(field_name)
-        value_lines = [line[colon + 1 :]]
-    if name is not None and len(fields) < MAX_HEADER_FIELDS:
-        fields.append(HeaderField(name, _join_lines(value_lines)))
+        value = rest + continuation if continuation else rest
+        fields.append(_header_field(name, value[:-1] if value.endswith(b"\r") else value))
+        if len(fields) >= MAX_HEADER_FIELDS:
+            break
     return tuple(fields)
-
-
-def _join_lines(lines: list[bytes]) -> bytes:
-    joined = b"\n".join(lines)
-    return joined[:-1] if joined.endswith(b"\r") else joined
 
 
 class Headers:
@@ -119,16 +139,21 @@ class Headers:
     ``header:Name`` (RFC 8621 §4.1.3) and in Dovecot's ENVELOPE and BODYSTRUCTURE.
     """
 
-    __slots__ = ("_last", "fields")
+    __slots__ = ("_last", "_values", "fields")
 
     def __init__(self, fields: tuple[HeaderField, ...]) -> None:
         self.fields = fields
         self._last: dict[str, HeaderField] = {field.name.lower(): field for field in fields}
+        self._values: dict[str, bytes | None] = {}  # get's answers so far
 
     def get(self, name: str) -> bytes | None:
         """The unfolded value of the last ``name`` field, or None when absent."""
+        values = self._values
+        if name in values:
+            return values[name]
         field = self._last.get(name.lower())
-        return None if field is None else field.unfolded
+        value = values[name] = None if field is None else field.unfolded
+        return value
 
     def get_all(self, name: str) -> list[bytes]:
         """The unfolded values of every ``name`` field, in order."""
@@ -168,10 +193,25 @@ _UNSAFE_CODECS = frozenset(
 )
 
 
+_CODECS: dict[str, str | None] = {}
+"""lookup_charset's answers so far (bounded): a message names the same few charsets."""
+
+
 def lookup_charset(charset: str | None) -> str | None:
     """Map a MIME charset label to a Python text codec name, or None when unknown/unsafe."""
     if not charset:
         return None
+    try:
+        return _CODECS[charset]
+    except KeyError:
+        pass
+    codec = _lookup_charset(charset)
+    if len(_CODECS) < 256 and len(charset) <= 64:
+        _CODECS[charset] = codec
+    return codec
+
+
+def _lookup_charset(charset: str) -> str | None:
     label = charset.strip().strip("\"'").lower()
     if not label or len(label) > 40:
         return None
@@ -237,6 +277,12 @@ def decode_words(value: bytes) -> str:
     """
     if b"=?" not in value:
         return decode_header_bytes(value)
+    whole = _ENCODED_WORD.fullmatch(value)
+    if whole is not None:  # one encoded-word and nothing else: a display name, a subject
+        payload = _decode_word_payload(whole.group(2), whole.group(3))
+        if payload is None:
+            return decode_header_bytes(value)
+        return decode_text(payload, whole.group(1).decode("ascii", "replace").split("*", 1)[0])
     out: list[str] = []
     pending_charset: str | None = None
     pending = bytearray()
@@ -359,38 +405,32 @@ def parse_content_field(value: bytes) -> ContentField:
     return ContentField(head, _merge_continuations(raw_params))
 
 
+_QUOTED_REST = re.compile(rb'(?:[^"\\]|\\.)*"', re.DOTALL)
+_SEMICOLON_OR_QUOTE = re.compile(rb'[;"]')
+
+
 def _split_parameters(value: bytes) -> list[bytes]:
     """Split on semicolons outside quoted strings; a quote opens a quoted string only where
-    a value starts (after "="), so a stray quote cannot swallow the parameters after it."""
-    items: list[bytes] = []
-    current = bytearray()
-    in_quotes = False
-    escape = False
-    value_starts = False
-    for byte in value:
-        if in_quotes:
-            current.append(byte)
-            if escape:
-                escape = False
-            elif byte == 0x5C:  # backslash
-                escape = True
-            elif byte == 0x22:
-                in_quotes = False
-            continue
-        if byte == 0x3B:  # ;
-            items.append(bytes(current))
-            current.clear()
-            value_starts = False
-            continue
-        current.append(byte)
-        if byte == 0x22 and value_starts:
-            in_quotes = True
-            value_starts = False
-        elif byte == 0x3D:  # =
-            value_starts = True
-        elif byte not in b" \t\r\n":
-            value_starts = False
-    items.append(bytes(current))
+    a value starts (after "=" and blanks), so a stray quote cannot swallow the parameters
+    after it."""
+    if b'"' in value:
+        items: list[bytes] = []
+        start = 0  # of the current item
+        position = 0
+        length = len(value)
+        while (found := _SEMICOLON_OR_QUOTE.search(value, position)) is not None:
+            at = found.start()
+            if value[at] == 0x3B:  # ;
+                items.append(value[start:at])
+                start = position = at + 1
+            elif value[start:at].rstrip(b" \t\r\n").endswith(b"="):  # a quoted value
+                closing = _QUOTED_REST.match(value, at + 1)
+                position = length if closing is None else closing.end()
+            else:
+                position = at + 1
+        items.append(value[start:])
+    else:
+        items = value.split(b";")
     return [items[0], *(item for item in items[1:] if item.strip())]
 
 

@@ -12,14 +12,22 @@ FETCH responses on one line.
 
 from __future__ import annotations
 
+import re
+
 NIL = b"NIL"
 
 MAX_QUOTED = 4096
 """Longer strings are sent as literals, which clients buffer better than huge quoted strings."""
 
 
+_PLAIN_QUOTED = re.compile(rb'[^\x00\r\n"\\\x80-\xff]*')
+"""A string sent quoted as it is: 7-bit, without NUL, CR, LF, quote or backslash."""
+
+
 def render_string(value: bytes) -> bytes:
     """RFC 9051 §4.3: ``quoted`` when possible, else a literal."""
+    if len(value) <= MAX_QUOTED and _PLAIN_QUOTED.fullmatch(value) is not None:
+        return b'"' + value + b'"'
     if b"\x00" in value:
         value = value.replace(b"\x00", b"")
     if len(value) > MAX_QUOTED or not value.isascii() or b"\r" in value or b"\n" in value:

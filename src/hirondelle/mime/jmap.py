@@ -29,8 +29,10 @@ def part_filename(part: Part) -> str | None:
         name = part.disposition.decoded("filename")
         if name:
             return name
-    name = ContentField(b"", part.parameters).decoded("name")
-    return name or None
+    for parameter in part.parameters:  # the ContentField only made when it has a name
+        if parameter.name.lower() in ("name", "name*"):
+            return ContentField(b"", part.parameters).decoded("name") or None
+    return None
 
 
 def part_disposition(part: Part) -> str | None:

@@ -32,6 +32,7 @@ from hirondelle.mime.headers import (
     parse_message_ids,
 )
 from hirondelle.mime.jmap import (
+    MAX_HEADER_VALUE,
     build_body_parts,
     classify_body_parts,
     part_content_id,
@@ -147,6 +148,8 @@ def _parse(raw: bytes) -> ParsedMessage:
     by_section = {location.section: location for location in locations}
     subject = decode_unstructured(headers.get("subject")).strip()
     body_structure, body = render_body_structures(root, raw)
+    texts: dict[tuple[int, int, str], str] = {}
+    search_text = _search_text(raw, root, texts)
     return ParsedMessage(
         size=len(raw),
         envelope=render_envelope(headers, addresses),
@@ -170,11 +173,15 @@ def _parse(raw: bytes) -> ParsedMessage:
         in_reply_to=parse_message_ids(headers.get("in-reply-to")),
         references=parse_message_ids(headers.get("references")),
         thread_subject=base_subject(subject),
-        preview=_preview(raw, text_body, html_body, leaves, by_section),
-        search_text=_search_text(raw, root),
+        preview=_preview(raw, text_body, html_body, leaves, by_section, texts),
+        search_text=search_text,
         header_end=root.body_start,
         headers=tuple(
-            (field.name, decode_header_bytes(field.raw_value)) for field in headers.fields
+            # the JMAP structure has decoded the top-level fields already (cut if huge)
+            (field.name, item["value"])
+            if len(field.raw_value) <= MAX_HEADER_VALUE
+            else (field.name, decode_header_bytes(field.raw_value))
+            for field, item in zip(headers.fields, jmap_structure["headers"], strict=True)
         ),
         list_id=_list_id(headers),
         auto_submitted=_auto_submitted(headers),
@@ -252,9 +259,10 @@ def _preview(
     html_body: tuple[str, ...],
     leaves: dict[str, dict[str, Any]],
     by_section: dict[str, PartLocation],
+    texts: dict[tuple[int, int, str], str] | None = None,
 ) -> str:
     """RFC 8621 §4.1.4 preview: the first text part of textBody (HTML converted), else of
-    htmlBody."""
+    htmlBody. ``texts`` holds parts already decoded for the search text (see there)."""
     for part_id in (*text_body[:PREVIEW_ATTEMPTS], *html_body[:PREVIEW_ATTEMPTS]):
         node = leaves[part_id]
         media_type = node["type"]
@@ -262,20 +270,27 @@ def _preview(
             continue
         location = by_section[node["section"]]
         end = min(location.end, location.body_start + PREVIEW_SOURCE)
-        text = decode_body(
-            raw, location.body_start, end, location.transfer_encoding, location.charset
-        )
-        if media_type == "text/html":
-            text = html_to_text(text)
+        text = None if texts is None else texts.get((location.body_start, end, media_type))
+        if text is None:
+            text = decode_body(
+                raw, location.body_start, end, location.transfer_encoding, location.charset
+            )
+            if media_type == "text/html":
+                text = html_to_text(text)
         preview = make_preview(text)
         if preview:
             return preview
     return ""
 
 
-def _search_text(raw: bytes, root: Part) -> str:
+def _search_text(
+    raw: bytes, root: Part, texts: dict[tuple[int, int, str], str] | None = None
+) -> str:
     """Decoded text of every text/* part (HTML reduced to text), the subjects of attached
-    messages and attachment file names, capped at :data:`MAX_SEARCH_TEXT` characters."""
+    messages and attachment file names, capped at :data:`MAX_SEARCH_TEXT` characters.
+
+    ``texts`` receives the text of each part decoded, before whitespace is collapsed,
+    under (body start, end of the decoded range, content type), for the preview."""
     pieces: list[str] = []
     budget = MAX_SEARCH_TEXT
     pending = [root]
@@ -300,7 +315,9 @@ def _search_text(raw: bytes, root: Part) -> str:
             text = decode_body(raw, part.body_start, end, part.transfer_encoding, part.charset)
             if part.content_type == "text/html":
                 text = html_to_text(text)
-            text = collapse_whitespace(text)[:budget]
+            if texts is not None:
+                texts[part.body_start, end, part.content_type] = text
+            text = collapse_whitespace(text, budget)
             if text:
                 pieces.append(text)
                 budget -= len(text)

@@ -29,6 +29,7 @@ Boundaries are found with ``bytes.find`` and bodies are never copied or decoded 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from hirondelle.mime.headers import (
@@ -201,9 +202,12 @@ def _describe(
     )
 
 
+_TOKEN = re.compile(rb'[^\x00-\x20\x7f-\xff()<>@,;:\\"/\[\]?=]*')
+
+
 def _is_token(value: bytes) -> bool:
     """RFC 2045 §5.1 token: no controls, spaces or tspecials."""
-    return not any(byte <= 0x20 or byte >= 0x7F or byte in b'()<>@,;:\\"/[]?=' for byte in value)
+    return _TOKEN.fullmatch(value) is not None
 
 
 def _make_opaque(part: Part) -> None:

@@ -12,19 +12,24 @@ writes waiting when it becomes free are run together in one ``BEGIN IMMEDIATE``
 transaction, each inside a SAVEPOINT so that one failing does not undo the others, and
 share one COMMIT and so one fsync. A caller's ``await`` returns only after that commit,
 which is what lets SMTP answer 250 and IMAP answer OK to APPEND only once the data is
-durable. On PostgreSQL every write is its own transaction on a small pool of threads;
-the server groups concurrent commits itself.
+durable. PostgreSQL is written the same way, by one writer thread grouping the waiting
+writes in one transaction: as separate transactions on a pool of threads, concurrent
+deliveries to one account queued on its row lock (below), each holding it through its
+own commit, and paid a commit and its round trips each (PostgreSQL LMTP delivery at 16
+connections: 35 -> see the commit message of this change).
 
 Writers serialise per account by bumping ``accounts.modseq`` first
-(:meth:`WriteContext.next_modseq`): on PostgreSQL that row lock orders concurrent
-transactions of one account, so modseqs are committed in increasing order; on SQLite
-there is only one writer. After commit, the changes are published on the notification
-bus, in the loop, in modseq order per account.
+(:meth:`WriteContext.next_modseq`): on PostgreSQL that row lock orders the writer's
+transactions with any other process writing the same database (another node), so
+modseqs are committed in increasing order; within one process there is one writer.
+After commit, the changes are published on the notification bus, in the loop, in
+modseq order per account.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import threading
@@ -38,7 +43,6 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from hirondelle.store import schema
 from hirondelle.store.notifications import Change, InProcessBus, NotificationBus
 
 log = logging.getLogger(__name__)
@@ -69,7 +73,9 @@ class DriverStatement:
     __slots__ = ("_texts",)
 
     def __init__(self, sql: str) -> None:
-        self._texts = {"sqlite": sql, "postgresql": sql.replace("?", "%s")}
+        # psycopg reads "%" as the start of a placeholder: a literal one (LIKE '% x %')
+        # is written "%%" there.
+        self._texts = {"sqlite": sql, "postgresql": sql.replace("%", "%%").replace("?", "%s")}
 
     def text(self, dialect: str) -> str:
         return self._texts[dialect]
@@ -87,6 +93,16 @@ _INSERT_JOURNAL = DriverStatement(
     "INSERT INTO journal (account_id, modseq, kind, object_id, container_id, change)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_journal_rows(count: int) -> DriverStatement:
+    """One INSERT of ``count`` journal rows: one statement (on PostgreSQL one prepared
+    round trip) where executemany was a pipeline of ``count`` (a delivery writes 4)."""
+    return DriverStatement(
+        "INSERT INTO journal (account_id, modseq, kind, object_id, container_id, change)"
+        " VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?)"] * count)
+    )
 
 
 @dataclass
@@ -117,6 +133,18 @@ class WriteContext:
             self._modseqs[account_id] = modseq
         return modseq
 
+    def known_modseq(self, account_id: int) -> int | None:
+        """The modseq of this write for ``account_id`` if it is bumped already."""
+        return self._modseqs.get(account_id)
+
+    def bumped_modseq(self, account_id: int, modseq: int) -> None:
+        """Record that the caller bumped ``accounts.modseq`` of ``account_id`` itself, to
+        ``modseq``, in a statement doing more (emails.insert_email's quota check): what
+        :meth:`next_modseq` would have done."""
+        if account_id in self._modseqs:
+            raise RuntimeError(f"modseq of account {account_id} bumped twice in one write")
+        self._modseqs[account_id] = modseq
+
     def journal(
         self,
         account_id: int,
@@ -128,16 +156,12 @@ class WriteContext:
     ) -> int:
         """Append one journal row at this write's modseq; returns the modseq."""
         modseq = self.next_modseq(account_id)
-        self.conn.execute(
-            schema.journal.insert().values(
-                account_id=account_id,
-                modseq=modseq,
-                kind=kind,
-                object_id=object_id,
-                container_id=container_id,
-                change=change,
-            )
+        cursor = driver_cursor(self.conn)
+        cursor.execute(
+            _INSERT_JOURNAL.text(self.conn.dialect.name),
+            (account_id, modseq, kind, object_id, container_id, change),
         )
+        cursor.close()
         self._kinds.setdefault(account_id, set()).add(kind)
         return modseq
 
@@ -147,20 +171,25 @@ class WriteContext:
         modseq = self.next_modseq(account_id)
         if rows:
             cursor = driver_cursor(self.conn)
-            cursor.executemany(
-                _INSERT_JOURNAL.text(self.conn.dialect.name),
-                [
-                    (
-                        account_id,
-                        modseq,
-                        row["kind"],
-                        row["object_id"],
-                        row.get("container_id"),
-                        row["change"],
-                    )
-                    for row in rows
-                ],
-            )
+            dialect = self.conn.dialect.name
+            values = [
+                (
+                    account_id,
+                    modseq,
+                    row["kind"],
+                    row["object_id"],
+                    row.get("container_id"),
+                    row["change"],
+                )
+                for row in rows
+            ]
+            if len(values) <= 16:
+                cursor.execute(
+                    _insert_journal_rows(len(values)).text(dialect),
+                    [value for row_values in values for value in row_values],
+                )
+            else:
+                cursor.executemany(_INSERT_JOURNAL.text(dialect), values)
             cursor.close()
             kinds = self._kinds.setdefault(account_id, set())
             kinds.update(str(row["kind"]) for row in rows)
@@ -212,12 +241,6 @@ class Database:
             self.write_engine = self._sqlite_engine(
                 begin="BEGIN IMMEDIATE", synchronous=sqlite_synchronous, pool_size=1
             )
-            self._write_queue: queue.SimpleQueue[_PendingWrite | None] = queue.SimpleQueue()
-            self._writer_thread: threading.Thread | None = threading.Thread(
-                target=self._sqlite_writer, name="store-write", daemon=True
-            )
-            self._writer_thread.start()
-            self._writers: ThreadPoolExecutor | None = None
         else:
             url_pg = self.url.set(drivername="postgresql+psycopg")
             engine = sa.create_engine(
@@ -225,8 +248,11 @@ class Database:
             )
             self.read_engine = engine
             self.write_engine = engine
-            self._writer_thread = None
-            self._writers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store-write")
+        self._write_queue: queue.SimpleQueue[_PendingWrite | None] = queue.SimpleQueue()
+        self._writer_thread = threading.Thread(
+            target=self._group_writer, name="store-write", daemon=True
+        )
+        self._writer_thread.start()
 
     # -- engines -------------------------------------------------------------------
 
@@ -297,10 +323,7 @@ class Database:
         if self._closed:
             raise RuntimeError("database is closed")
         future: Future[tuple[Any, WriteContext]] = Future()
-        if self._writers is not None:
-            self._writers.submit(self._run_one_write, function, future)
-        else:
-            self._write_queue.put(_PendingWrite(function, future))
+        self._write_queue.put(_PendingWrite(function, future))
         return future
 
     def _after_commit(self, ctx: WriteContext) -> None:
@@ -312,22 +335,8 @@ class Database:
         for change in ctx.changes():
             self.bus.publish(change)
 
-    def _run_one_write(
-        self, function: Callable[[WriteContext], Any], future: Future[tuple[Any, WriteContext]]
-    ) -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            with self.write_engine.connect() as conn, conn.begin():
-                ctx = WriteContext(conn)
-                result = function(ctx)
-        except BaseException as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result((result, ctx))
-
-    def _sqlite_writer(self) -> None:
-        """The SQLite writer thread: group commit of whatever writes are waiting."""
+    def _group_writer(self) -> None:
+        """The writer thread: group commit of whatever writes are waiting."""
         while True:
             first = self._write_queue.get()
             if first is None:
@@ -408,11 +417,8 @@ class Database:
         if self._closed:
             return
         self._closed = True
-        if self._writer_thread is not None:
-            self._write_queue.put(None)
-            self._writer_thread.join()
-        if self._writers is not None:
-            self._writers.shutdown(wait=True)
+        self._write_queue.put(None)
+        self._writer_thread.join()
         self._readers.shutdown(wait=True)
         self.read_engine.dispose()
         if self.write_engine is not self.read_engine:

@@ -18,6 +18,7 @@ semantics on the candidates where RFC 9051 requires it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -71,13 +72,59 @@ class SearchDocument:
     body: str
     attachments: str
     headers: str = ""
+    #: The PostgreSQL index's input (:func:`tokens`) when the parsing side made it (off
+    #: the writer thread); None: made by :func:`index_email`.
+    tokens: tuple[str, str, str, str, str] | None = None
+
+
+def tokens(document: SearchDocument) -> tuple[str, str, str, str, str]:
+    """What PostgreSQL's ``to_tsvector`` is given for ``document``: subject,
+    participants, body, attachment names and headers as folded words."""
+    return (
+        _tokens(document.subject),
+        _tokens(document.participants),
+        _tokens(document.body[:MAX_INDEXED_CHARS]),
+        _tokens(document.attachments),
+        _tokens(document.headers[:MAX_INDEXED_CHARS]),
+    )
+
+
+def with_tokens(document: SearchDocument) -> SearchDocument:
+    """``document`` with its PostgreSQL tokens made now (for a parsing worker)."""
+    return dataclasses.replace(document, tokens=tokens(document))
 
 
 def fold(text: str) -> str:
     """Lowercase and strip diacritics (Genève -> geneve), the same for index and query,
-    so both backends match alike without a database extension."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    so both backends match alike without a database extension.
+
+    That is NFKD of the lowercased text without its combining characters (combining
+    class not 0), which are never ASCII: ASCII text is returned as it is, and only the
+    runs of non-ASCII characters are looked at one by one (a generator over every
+    character was 20% of the server's GIL time on PostgreSQL, which indexes every
+    delivered body through this). tests/store/test_search_fold.py checks it against
+    that definition."""
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered
+    decomposed = unicodedata.normalize("NFKD", lowered)
+    if decomposed.isascii():
+        return decomposed
+    return _NON_ASCII.sub(_without_combining, decomposed)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+#: ASCII characters that are not word characters (``\w``: alphanumeric or "_"), to spaces.
+_ASCII_NON_WORD = {c: " " for c in range(128) if not (chr(c).isalnum() or c == ord("_"))}
+
+
+def _without_combining(match: re.Match[str]) -> str:
+    return "".join(c for c in match.group() if not unicodedata.combining(c))
+
+
+def _non_word_spaced(match: re.Match[str]) -> str:
+    # A str is a word character for ``re`` when it is alphanumeric (str.isalnum) or "_".
+    return "".join(c if c.isalnum() else " " for c in match.group())
 
 
 def words(text: str) -> list[str]:
@@ -87,8 +134,15 @@ def words(text: str) -> list[str]:
 def _tokens(text: str) -> str:
     """The text as the words a query is made of. PostgreSQL's parser would otherwise keep
     "carol@elsewhere.test" or a URL as one token, where FTS5 (and the query side) sees
-    "carol", "elsewhere", "test": both backends must split alike."""
-    return " ".join(words(text))
+    "carol", "elsewhere", "test": both backends must split alike.
+
+    ``" ".join(words(text))``, without a regex over every character: the non-word
+    characters become spaces (a table for ASCII, the non-ASCII runs one by one) and
+    ``str.split`` cuts on them."""
+    folded = fold(text)
+    if not folded.isascii():
+        folded = _NON_ASCII.sub(_non_word_spaced, folded)
+    return " ".join(folded.translate(_ASCII_NON_WORD).split())
 
 
 # The hot path's statements, written once (DESIGN.md "Hot paths"). On PostgreSQL the
@@ -127,15 +181,7 @@ def index_email(
         )
         statement = _INSERT_FTS
     else:
-        values = (
-            email_id,
-            account_id,
-            _tokens(document.subject),
-            _tokens(document.participants),
-            _tokens(body),
-            _tokens(document.attachments),
-            _tokens(document.headers[:MAX_INDEXED_CHARS]),
-        )
+        values = (email_id, account_id, *(document.tokens or tokens(document)))
         statement = _INSERT_TSVECTOR
     cursor = driver_cursor(conn)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -9,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from hirondelle.store.database import WriteContext
+from hirondelle.store.database import DriverStatement, WriteContext, driver_cursor
 from hirondelle.store.schema_vacation import vacation_log, vacation_responses
 
 #: The journal kind of the singleton; its object id is always this.
@@ -82,13 +83,24 @@ def enabled_among(conn: Connection, account_ids: list[int]) -> dict[int, Vacatio
     """The enabled responses of ``account_ids`` (one query for a whole delivery)."""
     if not account_ids:
         return {}
-    rows = conn.execute(
-        sa.select(vacation_responses.c.account_id).where(
-            vacation_responses.c.account_id.in_(account_ids),
-            vacation_responses.c.is_enabled.is_(True),
-        )
-    ).scalars()
-    return {int(account_id): get(conn, int(account_id)) for account_id in rows}
+    # Every delivery asks, and almost always gets no row: one driver statement, not a
+    # Core select compiled for its expanding IN each time.
+    cursor = driver_cursor(conn)
+    cursor.execute(
+        _enabled_among_statement(len(account_ids)).text(conn.dialect.name), (True, *account_ids)
+    )
+    rows = [int(row[0]) for row in cursor.fetchall()]
+    cursor.close()
+    return {account_id: get(conn, account_id) for account_id in rows}
+
+
+@functools.lru_cache(maxsize=32)
+def _enabled_among_statement(count: int) -> DriverStatement:
+    return DriverStatement(
+        "SELECT account_id FROM vacation_responses WHERE is_enabled = ? AND account_id IN ("
+        + ", ".join("?" * count)
+        + ")"
+    )
 
 
 def claim_reply(

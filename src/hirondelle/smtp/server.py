@@ -41,6 +41,7 @@ import binascii
 import collections
 import dataclasses
 import email.utils
+import functools
 import itertools
 import logging
 import re
@@ -406,13 +407,23 @@ def _per_recipient(listener: ListenerSettings, envelope: Transaction, reply: str
 
 def _without_forged_results(raw: bytes, authserv_id: str) -> bytes:
     """RFC 8601 §5: remove Authentication-Results fields that claim to be ours."""
-    pattern = re.compile(
+    end = raw.find(b"\r\n\r\n")
+    # Most messages have no such field: one lower-cased copy of the header section and
+    # a substring search say so, and the message is returned as it came (the pattern
+    # below cannot match without that name and its colon).
+    if end < 0 or b"authentication-results:" not in raw[:end].lower():
+        return raw
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    return _forged_results_pattern(authserv_id).sub(b"", head + b"\r\n")[:-2] + sep + body
+
+
+@functools.lru_cache(maxsize=16)
+def _forged_results_pattern(authserv_id: str) -> re.Pattern[bytes]:
+    return re.compile(
         rb"^Authentication-Results:[ \t]*" + re.escape(authserv_id.encode()) + rb"\b.*?\r\n"
         rb"(?:[ \t].*?\r\n)*",
         re.IGNORECASE | re.MULTILINE,
     )
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    return pattern.sub(b"", head + b"\r\n")[:-2] + sep + body if sep else raw
 
 
 class SmtpServer(SMTP):
@@ -432,6 +443,8 @@ class SmtpServer(SMTP):
         self.line_length_limit = line_length_limit
         self.listener = listener
         self._in_ehlo = False
+        # The inactivity deadline (loop time) that _reset_timeout keeps.
+        self._timeout_at = 0.0
         self._grouping = False
         self._held: list[bytes] = []
         # The command whose path _getaddr reads, and the DSN parameters it took out.
@@ -467,6 +480,32 @@ class SmtpServer(SMTP):
                 if name in ("PLAIN", "LOGIN")
             }
 
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd's inactivity timeout, restarted by every command, without a new
+        timer (a TimerHandle and its heap operations) per command: the deadline moves
+        and the one timer is set again only when it would fire too late, or has fired;
+        firing before the deadline, it sets itself for the deadline (_timeout_cb)."""
+        now = self.loop.time()
+        self._timeout_at = now + (duration or self._timeout_duration)
+        handle = self._timeout_handle
+        if (
+            handle is None
+            or handle.cancelled()
+            or handle.when() > self._timeout_at
+            or handle.when() <= now
+        ):
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(self._timeout_at, self._timeout_cb)
+
+    def _timeout_cb(self) -> None:
+        handle = self._timeout_handle
+        if handle is not None and self._timeout_at > handle.when():
+            # A command came since this timer was set: wait for the new deadline.
+            self._timeout_handle = self.loop.call_at(self._timeout_at, self._timeout_cb)
+            return
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
     def _create_session(self) -> ConnectionState:
         return ConnectionState(self.loop)
 
@@ -492,9 +531,7 @@ class SmtpServer(SMTP):
         """Every reply passes here: enhanced status codes on each line (RFC 2034), except
         on the EHLO reply, whose lines are keywords (RFC 2034 §3)."""
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
-        if not self._in_ehlo:
-            text = "\r\n".join(with_enhanced_code(line) for line in text.split("\r\n"))
-        data = text.encode("utf-8") + b"\r\n"
+        data = text.encode("utf-8") + b"\r\n" if self._in_ehlo else _reply_bytes(text)
         if self._grouping and self._command_waiting():
             # RFC 2920 §3.2 (8): replies to grouped RSET, MAIL and RCPT are kept and
             # sent as a unit with the next reply (one send instead of three per
@@ -939,7 +976,16 @@ def _longest_line(data: bytes) -> int:
     return max(map(len, data.split(b"\r\n"))) + 2
 
 
+@functools.lru_cache(maxsize=1024)
+def _reply_bytes(text: str) -> bytes:
+    """A reply's lines with their enhanced status codes (RFC 2034), as sent. Memoized:
+    most replies are the same few texts (``250 2.1.5 Recipient OK``...)."""
+    return "\r\n".join(with_enhanced_code(line) for line in text.split("\r\n")).encode() + b"\r\n"
+
+
 def _printable(text: str) -> str:
+    if text.isprintable() and not any(c in text for c in "<>()"):
+        return text[:255]  # the usual host name or address: every character is kept
     return "".join(c for c in text if c.isprintable() and c not in "<>()")[:255]
 
 

@@ -277,6 +277,20 @@ class ServerSettings(_Section):
         examples=["https://mail.example.org"],
     )
 
+    parse_processes: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description=(
+            "How many worker processes parse incoming messages (SMTP, LMTP, IMAP APPEND, "
+            "JMAP import). Parsing is CPU work that, inside the server process, would "
+            "compete with every connection for the one Python interpreter lock. 0: parse "
+            "on threads of the server process. Not set: one per CPU, at most 4 (0 on a "
+            "one-CPU machine)."
+        ),
+        examples=[2],
+    )
+
     @field_validator("hostname", "default_domain")
     @classmethod
     def _check_name(cls, value: str | None) -> str | None:

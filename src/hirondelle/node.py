@@ -17,7 +17,7 @@ import logging
 import signal
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -133,6 +133,7 @@ class Node:
         # The certificate every TLS listener serves; reloaded from its files on SIGHUP.
         self.tls: tls.ReloadableServerContext | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._prestart: asyncio.Task[None] | None = None
 
     def check_listeners(self) -> None:
         missing = [name for name in self.settings.listen.enabled() if name not in FRONT_ENDS]
@@ -181,9 +182,19 @@ class Node:
             self._housekeeping = asyncio.create_task(housekeeping.run(self.services))
             # JMAP push subscriptions (RFC 8620 §7.2): loaded, and what they missed sent.
             await push_sender.dispatcher_of(self.services).start()
+            # The parse workers come up beside the listeners, not at the first message.
+            self._prestart = asyncio.create_task(self._start_parse_workers())
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_parse_workers(self) -> None:
+        assert self.services is not None
+        try:
+            await self.services.mail.parse_workers.prestart()
+        except Exception:
+            # Not fatal: a parse starts a worker when it needs one, or fails alone.
+            log.exception("the parse workers could not be started")
 
     def _server_tls(self, enabled: dict[str, Endpoint]) -> ssl.SSLContext | None:
         """The TLS context every listener gets (STARTTLS needs it on plain ports too).
@@ -230,6 +241,11 @@ class Node:
         return True
 
     async def stop(self) -> None:
+        if self._prestart is not None:
+            self._prestart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prestart
+            self._prestart = None
         if self.services is not None:
             await push_sender.dispatcher_of(self.services).stop()
         if self._housekeeping is not None:
@@ -252,17 +268,45 @@ class Node:
             self.services.close()
             self.services = None
 
+    async def serve_until_signalled(
+        self,
+        *,
+        announce: Callable[[Listener], None] = lambda _listener: None,
+        after_start: Callable[[Node], None] | None = None,
+    ) -> None:
+        """Start, serve until SIGTERM or SIGINT, stop. The signal handlers are in place
+        before the first listener is announced and stay until the node has stopped: a
+        supervisor may signal as soon as it reads "listening" (while the node still
+        prunes the audit log or loads push subscriptions) or signal twice, and the node
+        still stops cleanly instead of dying from the signal's default action."""
+        with self._signals_handled():
+            try:
+                await self.start(announce=announce)
+                if after_start is not None:
+                    after_start(self)
+                await self._stopping.wait()
+            finally:
+                await self.stop()
+
     async def run_until_signalled(self) -> None:
+        """Serve an already started node until SIGTERM or SIGINT, then stop it."""
+        with self._signals_handled():
+            try:
+                await self._stopping.wait()
+            finally:
+                await self.stop()
+
+    @contextlib.contextmanager
+    def _signals_handled(self) -> Iterator[None]:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload_tls)
         try:
-            await self._stopping.wait()
+            yield
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
-            await self.stop()
 
 
 def _address(sock: socket.socket) -> str:

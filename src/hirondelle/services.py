@@ -95,7 +95,7 @@ def open_services(settings: Settings, *, upgrade_schema: bool = True) -> Service
     except BaseException:
         database.close()
         raise
-    mail = MailService(database, blobs)
+    mail = MailService(database, blobs, parse_processes=settings.server.parse_processes)
     transport = Transport(
         database=database,
         mail=mail,

@@ -113,6 +113,23 @@ def test_serve_announces_answers_and_stops(
     assert "Traceback" not in "\n".join(server.stderr_lines)
 
 
+@pytest.mark.parametrize("signals", [1, 2], ids=["once", "twice"])
+def test_a_signal_right_after_the_first_announcement_stops_cleanly(
+    data: Path, signals: int
+) -> None:
+    """Regression: SIGTERM sent as soon as "listening" was printed killed the server (exit
+    -15): the handlers were installed only after start had bound every listener, pruned the
+    audit log and loaded push subscriptions. A second SIGTERM during shutdown must not kill
+    it either."""
+    set_listen(data, **dict.fromkeys(FRONT_ENDS, "127.0.0.1:0"))
+    with ServerProcess("--data", data, "serve") as server:
+        server.wait_for(r"^listening ")
+        for _ in range(signals - 1):
+            server.process.send_signal(signal.SIGTERM)
+        assert server.stop(signal.SIGTERM, timeout=STOP_TIMEOUT) == 0, server.describe()
+    assert "Traceback" not in "\n".join(server.stderr_lines)
+
+
 # -- demo -----------------------------------------------------------------------------
 
 

@@ -294,11 +294,7 @@ async def serve_node(
     from hirondelle.node import Node
 
     configure_server_log()
-    node = Node(settings)
-    await node.start(announce=announce)
-    if after_start is not None:
-        after_start(node)
-    await node.run_until_signalled()
+    await Node(settings).serve_until_signalled(announce=announce, after_start=after_start)
 
 
 @main.command()

@@ -1,36 +1,70 @@
 """Putting messages into mailboxes: the one path every way of arrival takes.
 
 SMTP and LMTP delivery, IMAP APPEND, JMAP Email/import and the webmail's drafts all end
-here: the message is parsed once (on a worker thread), its blob is written and fsynced,
-then one transaction files it. The caller's ``await`` returns after that transaction is
-durable, so a protocol may answer "stored" as soon as it returns.
+here: the message is parsed once, its blob is written and fsynced, then one transaction
+files it. The caller's ``await`` returns after that transaction is durable, so a
+protocol may answer "stored" as soon as it returns.
+
+The parse runs in worker processes (:class:`ParseWorkers`), not on threads of the
+server: it is pure-Python CPU work, and on a thread it holds the one GIL that the event
+loop and the store's writer thread need. Measured under LMTP load, the parse was about a
+third of the server's GIL-held time; in a worker process it costs the server only the
+unpickling of the result. The worker also makes what the writer would otherwise derive
+(the structure JSON and the search document, :class:`~hirondelle.store.emails.DerivedForms`)
+and the content hash, so the writer thread only writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import copyreg
+import dataclasses
+import functools
+import io
 import logging
 import mmap
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
 import os
-from collections.abc import Iterable, Sequence
+import pickle
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from pathlib import Path
+from typing import BinaryIO, Protocol, TypeVar, cast
+
+from sqlalchemy.engine import Connection
 
 from hirondelle.errors import Reason, Refused
 from hirondelle.mime import ParsedMessage, canonicalize_line_endings, parse_message
+from hirondelle.mime.addresses import Address
+from hirondelle.mime.message import PartLocation
 from hirondelle.store import emails
-from hirondelle.store.blobs import BlobRef, FileBlobStore
+from hirondelle.store.blobs import BlobRef, FileBlobStore, blob_hash
 from hirondelle.store.database import Database, WriteContext
-from hirondelle.store.emails import StoredEmail
+from hirondelle.store.emails import DerivedForms, StoredEmail, derived_forms
+from hirondelle.store.search import SearchDocument
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
     parsed: ParsedMessage
     blob: BlobRef
+    #: The structure JSON and search document of ``parsed``, when the parsing worker
+    #: made them (None: the writer derives them).
+    forms: DerivedForms | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +77,16 @@ class DeliveryOutcome:
 
 
 class DeliveryObserver(Protocol):
-    """Told of every message delivered from a sender (the vacation responder)."""
+    """Told of messages delivered from a sender (the vacation responder).
+
+    ``wants`` decides from the message alone (in the loop); ``interested`` picks, inside
+    the delivery's own transaction, the accounts it has business with (a reader-thread
+    hop of its own per delivery cost about as much GIL time as a small parse);
+    ``delivered`` is then called after commit with those accounts, if any."""
+
+    def wants(self, parsed: ParsedMessage, *, mail_from: str) -> bool: ...
+
+    def interested(self, conn: Connection, account_ids: list[int]) -> list[int]: ...
 
     def delivered(
         self, parsed: ParsedMessage, account_ids: list[int], *, mail_from: str
@@ -63,16 +106,368 @@ class CalendarMail(Protocol):
 MessageSource = bytes | BinaryIO
 
 
-def _canonical_parse(raw: bytes) -> tuple[bytes, ParsedMessage]:
-    canonical = canonicalize_line_endings(raw)
-    return canonical, parse_message(canonical)
+@dataclass(frozen=True, slots=True)
+class ParsedInWorker:
+    """What a parse worker sends back: the parse, its derived forms, the content hash and,
+    only when making line endings canonical changed it, the canonical content."""
+
+    parsed: ParsedMessage
+    forms: DerivedForms
+    hash: str
+    canonical: bytes | None
 
 
-def _ingest_small(blobs: FileBlobStore, raw: bytes) -> Ingested:
-    """Parse and stage a message small enough to live inline in SQL: one worker-thread
-    hop, no file I/O (the referencing transaction writes it)."""
+def _pickle_by_constructor(cls: type) -> None:
+    """Pickle instances of the frozen dataclass ``cls`` as its constructor's arguments.
+
+    The default for a slots dataclass restores each object through a Python-level
+    ``__setstate__`` that looks up its fields every time; calling the generated
+    ``__init__`` halves the unpickling of a parse result (about 100 -> 57 us for a 10 KB
+    message), which the server pays on its side for every message a worker parsed."""
+    names = tuple(f.name for f in dataclasses.fields(cls))
+
+    def reduce(instance: object) -> tuple[type, tuple[object, ...]]:
+        return cls, tuple(getattr(instance, name) for name in names)
+
+    copyreg.pickle(cls, reduce)
+
+
+def parse_small(raw: bytes, postgresql: bool = False) -> ParsedInWorker:
+    """In a worker: canonical line endings, parse, forms and hash of a small message."""
     canonical = canonicalize_line_endings(raw)
-    return Ingested(parse_message(canonical), blobs.stage(canonical))
+    parsed = parse_message(canonical)
+    # Canonicalising only inserts CRs: the same length means the same content, which
+    # then need not travel back.
+    changed = canonical if len(canonical) != len(raw) else None
+    forms = derived_forms(parsed, postgresql=postgresql)
+    return ParsedInWorker(parsed, forms, blob_hash(canonical), changed)
+
+
+def parse_stored(
+    path: str, size: int, postgresql: bool = False
+) -> tuple[ParsedMessage, DerivedForms]:
+    """In a worker: parse a stored blob file through a read-only mapping: the pages the
+    parser touches come from the page cache and leave the process when it is unmapped,
+    so a 30 MB message is never copied whole into memory."""
+    if size == 0:
+        parsed = parse_message(b"")  # an empty file cannot be mapped
+    else:
+        with (
+            Path(path).open("rb") as file,
+            MappedMessage(file.fileno(), 0, access=mmap.ACCESS_READ) as view,
+        ):
+            # The parser is written for bytes; the mapping offers the few bytes methods
+            # it calls on the whole message (slices are bytes). tests/store/
+            # test_streamed.py checks that it gives the same result as on bytes.
+            parsed = parse_message(view)  # type: ignore[arg-type]
+    return parsed, derived_forms(parsed, postgresql=postgresql)
+
+
+for _cls in (ParsedInWorker, ParsedMessage, PartLocation, Address, DerivedForms, SearchDocument):
+    _pickle_by_constructor(_cls)
+
+
+def _exit_with_server(server_pid: int) -> None:
+    """Worker initializer: exit when the server process is gone, however it ended.
+
+    A worker's parent is the fork server, not the server, and the worker itself holds
+    the pipes the fork server and its own task queue would see closing: after a
+    ``kill -9`` of the server nothing would ever tell it to go. A pidfd becomes readable
+    when the process exits (Linux 5.3+); elsewhere the thread polls."""
+
+    def watch() -> None:
+        try:
+            pidfd = os.pidfd_open(server_pid)
+        except (AttributeError, OSError):
+            while _alive(server_pid):
+                time.sleep(1.0)
+        else:
+            select.select([pidfd], [], [])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="server-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class WorkerDied(RuntimeError):
+    """A parse worker process ended while it had a task."""
+
+
+def _worker_main(connection: multiprocessing.connection.Connection, server_pid: int) -> None:
+    """A parse worker: run the (function, arguments) requests that come down the
+    connection one at a time, answer each with (True, result) or (False, exception)."""
+    _exit_with_server(server_pid)
+    while True:
+        try:
+            request = connection.recv_bytes()
+        except (EOFError, OSError):
+            return
+        function, arguments = pickle.loads(request)
+        try:
+            reply: tuple[bool, object] = (True, function(*arguments))
+        except Exception as error:
+            reply = (False, error)
+        try:
+            payload = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            payload = pickle.dumps((False, RuntimeError(f"result cannot be sent: {error}")))
+        try:
+            connection.send_bytes(payload)
+        except OSError:
+            return
+
+
+_HEADER = struct.Struct("!i")  # multiprocessing.Connection's frame header
+_LONG_HEADER = struct.Struct("!Q")  # after a -1 header, for frames of 2 GiB and more
+
+
+class _WorkerProtocol(asyncio.Protocol):
+    """The server's end of one worker's socket: length-prefixed pickles, in the loop,
+    no thread; one request in flight at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.reply: asyncio.Future[object] | None = None
+        self.alive = True
+        self._buffer = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self, function: Callable[..., object], arguments: tuple[object, ...]) -> None:
+        assert self.transport is not None and self.reply is None
+        payload = pickle.dumps((function, arguments), protocol=pickle.HIGHEST_PROTOCOL)
+        self.reply = asyncio.get_running_loop().create_future()
+        self.transport.write(_HEADER.pack(len(payload)) + payload)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buffer)
+            start = _HEADER.size
+            if size == -1:
+                if len(buffer) < start + _LONG_HEADER.size:
+                    return
+                (size,) = _LONG_HEADER.unpack_from(buffer, start)
+                start += _LONG_HEADER.size
+            if len(buffer) < start + size:
+                return
+            payload = bytes(buffer[start : start + size])
+            del buffer[: start + size]
+            self._answer(payload)
+
+    def _answer(self, payload: bytes) -> None:
+        future, self.reply = self.reply, None
+        if future is None or future.done():
+            return
+        try:
+            ok, value = pickle.loads(payload)
+        except Exception as error:
+            future.set_exception(error)
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.alive = False
+        future, self.reply = self.reply, None
+        if future is not None and not future.done():
+            future.set_exception(WorkerDied("a parse worker ended during its task"))
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    protocol: _WorkerProtocol
+
+
+class ParseWorkers:
+    """The processes that parse messages (DESIGN.md: CPU-heavy work goes to a pool).
+
+    Each worker is a process started from a fork server (a clean process, not a fork of
+    this threaded one) that has the parser imported, so a new one costs milliseconds. The
+    event loop talks to it over a socket pair: a request is one pickled frame written by
+    the loop, the reply one frame read by the loop, with no thread in between; the
+    standard ProcessPoolExecutor's manager and feeder threads cost the server about as
+    much GIL time per message as the 10 KB parse they took away. A worker takes one
+    message at a time; callers wait for a free one. A worker that dies (killed, out of
+    memory) is replaced and the parse tried once more, so one lost worker costs one
+    retry, not the delivery. ``processes=0`` parses on threads of this process instead.
+    """
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._workers: list[_Worker] = []
+        self._idle: list[_Worker] = []
+        self._waiting: collections.deque[asyncio.Future[_Worker | None]] = collections.deque()
+        self._starting = 0
+        self._threads: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        """``function(*args)`` in a worker (module-level function, picklable arguments
+        and result); its exception is raised here."""
+        if self._closed:
+            raise RuntimeError("the parse workers are stopped")
+        loop = asyncio.get_running_loop()
+        if self.processes == 0:
+            with self._lock:
+                if self._threads is None:
+                    self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mime")
+            return await loop.run_in_executor(self._threads, function, *args)
+        self._bind(loop)
+        for attempt in (1, 2):
+            worker = await self._acquire()
+            try:
+                worker.protocol.send(function, args)
+                reply = worker.protocol.reply
+                assert reply is not None
+                reply.add_done_callback(functools.partial(self._released, worker))
+            except BaseException:
+                self._release(worker)
+                raise
+            try:
+                # Shielded: a cancelled caller leaves the worker busy until its reply
+                # comes, so the next task never gets this one's answer.
+                result = await asyncio.shield(reply)
+                return cast(T, result)
+            except WorkerDied:
+                if attempt == 2:
+                    raise
+                log.warning("a parse worker died; starting a new one and parsing again")
+        raise AssertionError("unreachable")
+
+    async def _acquire(self) -> _Worker:
+        while True:
+            if self._idle:
+                worker = self._idle.pop()
+                if worker.protocol.alive:
+                    return worker
+                self._forget(worker)
+                continue
+            if len(self._workers) + self._starting < self.processes:
+                return await self._start()
+            waiter: asyncio.Future[_Worker | None] = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            handed = await waiter
+            if handed is not None:
+                return handed
+            # None: a worker died; there is room to start one now (loop again).
+
+    def _released(self, worker: _Worker, _reply: asyncio.Future[object]) -> None:
+        self._release(worker)
+
+    def _release(self, worker: _Worker) -> None:
+        if not worker.protocol.alive:
+            self._forget(worker)
+            handed: _Worker | None = None
+        else:
+            handed = worker
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(handed)
+                return
+        if handed is not None:
+            self._idle.append(handed)
+
+    def _forget(self, worker: _Worker) -> None:
+        if worker in self._workers:
+            self._workers.remove(worker)
+        with contextlib.suppress(Exception):
+            worker.process.join(timeout=0)
+
+    async def _start(self) -> _Worker:
+        loop = asyncio.get_running_loop()
+        context = multiprocessing.get_context("forkserver")
+        # "__main__" too: the fork server imports the program's main module once, so a
+        # worker forked from it does not re-run it (multiprocessing's spawn preparation
+        # would: for `hirondelle serve` that imports the whole CLI, 1.5 s of CPU a worker).
+        context.set_forkserver_preload(["__main__", __name__])
+        ours, theirs = context.Pipe(duplex=True)
+        process = context.Process(
+            target=_worker_main,
+            args=(theirs, os.getpid()),
+            name="hirondelle-parse",
+            daemon=True,  # multiprocessing ends it when the server exits
+        )
+        self._starting += 1
+        try:
+            # Blocking: talks to the fork server (which the first call starts).
+            await loop.run_in_executor(None, process.start)
+            theirs.close()
+            sock = socket.socket(fileno=os.dup(ours.fileno()))
+            ours.close()
+            _transport, protocol = await loop.create_connection(_WorkerProtocol, sock=sock)
+        except BaseException:
+            ours.close()
+            theirs.close()
+            if process.pid is not None:
+                process.terminate()
+            raise
+        finally:
+            self._starting -= 1
+        worker = _Worker(process, protocol)
+        self._workers.append(worker)
+        return worker
+
+    async def prestart(self) -> None:
+        """Start every worker now (the node does, after its listeners), so the first
+        messages do not wait for the fork server and the workers to come up."""
+        if self.processes == 0 or self._closed:
+            return
+        self._bind(asyncio.get_running_loop())
+        while len(self._workers) + self._starting < self.processes:
+            self._release(await self._start())
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Workers talk to one event loop; a service reused from another loop (a CLI
+        command after the server, a test) gets workers of its own."""
+        if self._loop is not loop:
+            self._stop_workers()
+            self._loop = loop
+
+    def _stop_workers(self) -> None:
+        workers, self._workers, self._idle = self._workers, [], []
+        for waiter in self._waiting:
+            if not waiter.done():
+                waiter.cancel()
+        self._waiting.clear()
+        loop = self._loop
+        for worker in workers:
+            transport = worker.protocol.transport
+            if transport is not None and loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(transport.abort)
+            worker.process.terminate()
+        for worker in workers:
+            worker.process.join(timeout=5)
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def close(self) -> None:
+        self._closed = True
+        self._stop_workers()
+        with self._lock:
+            threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=True, cancel_futures=True)
 
 
 class MappedMessage(mmap.mmap):
@@ -95,6 +490,13 @@ class MappedMessage(mmap.mmap):
         return total
 
 
+def default_parse_processes() -> int:
+    """One worker per CPU, at most 4; none (threads) on a one-CPU machine, where a
+    worker process could only add the cost of moving its result."""
+    cpus = os.cpu_count() or 1
+    return 0 if cpus < 2 else min(4, cpus)
+
+
 def _source_size(source: BinaryIO) -> int:
     source.seek(0, os.SEEK_END)
     return source.tell()
@@ -106,10 +508,18 @@ def _read_source(source: BinaryIO) -> bytes:
 
 
 class MailService:
-    def __init__(self, database: Database, blobs: FileBlobStore, *, parse_workers: int = 2) -> None:
+    def __init__(
+        self, database: Database, blobs: FileBlobStore, *, parse_processes: int | None = None
+    ) -> None:
         self.database = database
         self.blobs = blobs
-        self._parse_pool = ThreadPoolExecutor(max_workers=parse_workers, thread_name_prefix="mime")
+        self.parse_workers = ParseWorkers(
+            default_parse_processes() if parse_processes is None else parse_processes
+        )
+        # PostgreSQL's full-text index takes folded words, which the worker then makes.
+        self._postgresql = database.dialect == "postgresql"
+        # Reading a handed-over file (seek, read) is I/O: threads, not the parse workers.
+        self._io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ingest-io")
         # Set by the services once scheduling exists (it is built after mail).
         self.calendar_mail: CalendarMail | None = None
         #: Set by open_services: auto-replies (RFC 8621 §8) after a durable delivery.
@@ -132,47 +542,30 @@ class MailService:
         """
         loop = asyncio.get_running_loop()
         if not isinstance(raw, bytes):
-            size = await loop.run_in_executor(self._parse_pool, _source_size, raw)
+            size = await loop.run_in_executor(self._io_pool, _source_size, raw)
             if size > self.blobs.inline_limit:
                 return await self._ingest_file(raw)
-            raw = await loop.run_in_executor(self._parse_pool, _read_source, raw)
+            raw = await loop.run_in_executor(self._io_pool, _read_source, raw)
         if len(raw) <= self.blobs.inline_limit:
-            return await loop.run_in_executor(self._parse_pool, _ingest_small, self.blobs, raw)
-        if raw.count(b"\n") == raw.count(b"\r\n"):
-            # Already canonical (every LF is in a CRLF; all SMTP mail, which refuses bare
-            # LF): the blob's write and fsyncs need not wait for the parse, so the two
-            # overlap (the fsyncs release the GIL).
-            parsed, blob = await asyncio.gather(
-                loop.run_in_executor(self._parse_pool, parse_message, raw), self.blobs.put(raw)
+            done = await self.parse_workers.run(parse_small, raw, self._postgresql)
+            content = raw if done.canonical is None else done.canonical
+            return Ingested(
+                done.parsed, BlobRef(done.hash, len(content), inline=content), done.forms
             )
-            return Ingested(parsed, blob)
-        canonical, parsed = await loop.run_in_executor(self._parse_pool, _canonical_parse, raw)
-        blob = await self.blobs.put(canonical)
-        return Ingested(parsed, blob)
+        # A big message is written as a file first (line endings made canonical on the
+        # way), then parsed from that file by a worker: its bytes are not copied to the
+        # worker, and the parse reads the page cache.
+        return await self._ingest_file(io.BytesIO(raw))
 
     async def _ingest_file(self, source: BinaryIO) -> Ingested:
         """A big message handed over as a file: its blob is written from the file in
         chunks (canonical line endings made on the way), then parsed from the stored
-        blob on a worker thread."""
+        blob by a worker."""
         blob = await self.blobs.put_file(source, canonical_line_endings=True)
-        loop = asyncio.get_running_loop()
-        parsed = await loop.run_in_executor(self._parse_pool, self._parse_stored, blob)
-        return Ingested(parsed, blob)
-
-    def _parse_stored(self, blob: BlobRef) -> ParsedMessage:
-        """Parse a stored blob file through a read-only mapping: the pages the parser
-        touches come from the page cache and leave the process when it is unmapped, so a
-        30 MB message is never copied whole into the process's memory."""
-        if blob.size == 0:
-            return parse_message(b"")  # an empty file cannot be mapped
-        with (
-            self.blobs.path(blob.hash).open("rb") as file,
-            MappedMessage(file.fileno(), 0, access=mmap.ACCESS_READ) as view,
-        ):
-            # The parser is written for bytes; the mapping offers the few bytes methods it
-            # calls on the whole message (slices are bytes). tests/store/test_streamed.py
-            # checks that it gives the same result as on bytes.
-            return parse_message(view)  # type: ignore[arg-type]
+        parsed, forms = await self.parse_workers.run(
+            parse_stored, str(self.blobs.path(blob.hash)), blob.size, self._postgresql
+        )
+        return Ingested(parsed, blob, forms)
 
     async def deliver(
         self, raw: MessageSource, account_ids: Sequence[int], *, mail_from: str | None = None
@@ -184,7 +577,7 @@ class MailService:
         ingested = await self.ingest(raw)
         unique = list(dict.fromkeys(account_ids))
 
-        def write(ctx: WriteContext) -> list[DeliveryOutcome]:
+        def write(ctx: WriteContext) -> tuple[list[DeliveryOutcome], list[int]]:
             outcomes = []
             for account_id in unique:
                 inbox = emails.inbox_id(ctx.conn, account_id)
@@ -200,6 +593,7 @@ class MailService:
                         mailbox_ids=[inbox],
                         parsed=ingested.parsed,
                         blob=ingested.blob,
+                        forms=ingested.forms,
                     )
                 except Refused as refused:
                     outcomes.append(DeliveryOutcome(account_id, refused=refused))
@@ -208,12 +602,20 @@ class MailService:
                     # APPEND, import or Email/set), so delivery journals a kind of its own.
                     ctx.journal(account_id, "EmailDelivery", stored.email_id, "created")
                     outcomes.append(DeliveryOutcome(account_id, stored=stored))
-            return outcomes
+            if observer is None:
+                return outcomes, []
+            stored_ids = [o.account_id for o in outcomes if o.stored is not None]
+            return outcomes, (observer.interested(ctx.conn, stored_ids) if stored_ids else [])
 
-        outcomes = await self.database.write(write)
-        if self.observer is not None and mail_from is not None:
-            stored = [o.account_id for o in outcomes if o.stored is not None]
-            self.observer.delivered(ingested.parsed, stored, mail_from=mail_from)
+        observer = self.observer
+        if observer is not None and (
+            mail_from is None or not observer.wants(ingested.parsed, mail_from=mail_from)
+        ):
+            observer = None
+        outcomes, interested = await self.database.write(write)
+        if observer is not None and interested:
+            assert mail_from is not None
+            observer.delivered(ingested.parsed, interested, mail_from=mail_from)
         if self.calendar_mail is not None and any(
             part.content_type == "text/calendar" for part in ingested.parsed.parts
         ):
@@ -254,6 +656,7 @@ class MailService:
                 mailbox_ids=[mailbox_id],
                 parsed=ingested.parsed,
                 blob=ingested.blob,
+                forms=ingested.forms,
                 keywords=keyword_list,
                 received_at=received_at,
             )
@@ -261,4 +664,5 @@ class MailService:
         return await self.database.write(write)
 
     def close(self) -> None:
-        self._parse_pool.shutdown(wait=True)
+        self.parse_workers.close()
+        self._io_pool.shutdown(wait=True)

@@ -175,8 +175,17 @@ class VacationResponder:
         self.transport = transport
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def wants(self, parsed: ParsedMessage, *, mail_from: str) -> bool:
+        """RFC 3834 §2, §5: never an answer to a robot or to automatic or bulk mail."""
+        return not (is_robot_sender(mail_from) or is_automatic(parsed))
+
+    def interested(self, conn: Connection, account_ids: list[int]) -> list[int]:
+        """In the delivery's transaction: the accounts whose response is enabled (almost
+        always none; the dates and the rest are checked after commit)."""
+        return list(vacation_store.enabled_among(conn, account_ids))
+
     def delivered(self, parsed: ParsedMessage, account_ids: list[int], *, mail_from: str) -> None:
-        if not account_ids or is_robot_sender(mail_from) or is_automatic(parsed):
+        if not account_ids or not self.wants(parsed, mail_from=mail_from):
             return
         task = asyncio.get_running_loop().create_task(self._respond(parsed, account_ids, mail_from))
         self._tasks.add(task)

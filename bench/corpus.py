@@ -156,6 +156,23 @@ class _Vocabulary:
         return "\r\n".join(lines) + "\r\n"
 
 
+def _sized_text(vocabulary: _Vocabulary, rng: random.Random, size: int, marker: bool) -> str:
+    """Text of ``size`` UTF-8 bytes give or take one line (``_Vocabulary.text`` comes out
+    short of its target): more paragraphs until there is enough, then whole lines cut."""
+    text = vocabulary.text(rng, size, marker)
+    while len(text.encode()) < size:
+        text += vocabulary.text(rng, size - len(text.encode()))
+    lines = text.split("\r\n")
+    kept: list[str] = []
+    total = 0
+    for line in lines:
+        if total >= size:
+            break
+        kept.append(line)
+        total += len(line.encode()) + 2
+    return "\r\n".join(kept) + "\r\n"
+
+
 def _encoded(text: str) -> str:
     """``text`` as is when ASCII, else RFC 2047 encoded words."""
     if text.isascii():
@@ -194,8 +211,12 @@ def _html(text: str) -> str:
     )
 
 
-def generate(count: int, *, seed: int = 1) -> list[Message]:
-    """``count`` messages, identical for the same ``seed``."""
+def generate(count: int, *, seed: int = 1, size: int | None = None) -> list[Message]:
+    """``count`` messages, identical for the same ``seed``.
+
+    With ``size``, every message is about ``size`` bytes (within a few percent): 80%
+    ``text/plain``, 20% ``multipart/alternative``, no attachments; the headers, threads
+    and vocabulary are as in the mix."""
     rng = random.Random(seed)
     vocabulary = _Vocabulary(random.Random(seed + 1))
     start = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -205,7 +226,10 @@ def generate(count: int, *, seed: int = 1) -> list[Message]:
     messages: list[Message] = []
     for n in range(count):
         roll = rng.random()
-        kind = "plain" if roll < 0.7 else "alternative" if roll < 0.9 else "mixed"
+        if size is None:
+            kind = "plain" if roll < 0.7 else "alternative" if roll < 0.9 else "mixed"
+        else:
+            kind = "plain" if roll < 0.8 else "alternative"
         marker = n % MARKER_EVERY == MARKER_EVERY // 2
         message_id = f"{n}.{rng.getrandbits(48):012x}@{rng.choice(_DOMAINS)}"
         refs: list[str] = []
@@ -241,13 +265,25 @@ def generate(count: int, *, seed: int = 1) -> list[Message]:
             headers.append("References: " + "\r\n ".join(f"<{r}>" for r in refs))
         headers.append("MIME-Version: 1.0")
         headers.append("User-Agent: Mozilla Thunderbird")
+        # What the body may take of ``size``: the header so far and the MIME lines to come.
+        room = 0 if size is None else max(200, size - len("\r\n".join(headers)) - 160)
         if kind == "plain":
-            body = vocabulary.text(rng, rng.randint(2_000, 20_000), marker)
+            body = (
+                _sized_text(vocabulary, rng, room, marker)
+                if room
+                else vocabulary.text(rng, rng.randint(2_000, 20_000), marker)
+            )
             headers.append("Content-Type: text/plain; charset=utf-8; format=flowed")
             headers.append("Content-Transfer-Encoding: 8bit")
         elif kind == "alternative":
             boundary = f"------------alt{rng.getrandbits(64):016x}"
-            text = vocabulary.text(rng, rng.randint(1_000, 10_000), marker)
+            # The HTML copy, quoted-printable, is about 1.05x the text, plus ~420 bytes.
+            text_size = int((room - 420) / 2.05) if room else rng.randint(1_000, 10_000)
+            text = (
+                _sized_text(vocabulary, rng, max(100, text_size), marker)
+                if room
+                else vocabulary.text(rng, text_size, marker)
+            )
             headers.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
             body = (
                 f"This is a multi-part message in MIME format.\r\n--{boundary}\r\n"

@@ -422,7 +422,7 @@ class DovecotImap(dovecot_harness.Dovecot):
 
     def memory(self) -> dict[str, float]:
         master = int((self.root / "run" / "master.pid").read_text().split()[0])
-        pids = [master, *_children(master)]
+        pids = [master, *machine.children_by_parent().get(master, [])]
         rss = pss = imap_rss = 0.0
         for pid in pids:
             one_rss, one_pss = _rss_pss(pid)
@@ -458,21 +458,6 @@ def _rss_pss(pid: int) -> tuple[float, float]:
     except OSError:
         return 0.0, 0.0
     return values.get("Rss", 0.0), values.get("Pss", 0.0)
-
-
-def _children(parent: int) -> list[int]:
-    result = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
-            result.append(int(entry.name))
-    return result
 
 
 def _command(pid: int) -> str:

@@ -81,3 +81,30 @@ def describe(data_dir: Path) -> dict[str, Any]:
         "psycopg": metadata.version("psycopg"),
         "hirondelle_revision": _git_revision(),
     }
+
+
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, from /proc (Linux): pid -> child pids."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it."""
+    children = children_by_parent()
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, ()))
+    return tree

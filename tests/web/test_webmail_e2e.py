@@ -70,6 +70,26 @@ def wait_until(page: Page, script: str, arg: object = None, *, timeout: float = 
 HAS_OFFLINE_COPY = (
     "async () => (await indexedDB.databases()).some(d => d.name.startsWith('hirondelle-'))"
 )
+# The copy can compose offline once it holds the sending identities (kept in its "meta"
+# store). Going offline before that leaves the composer without a sending address, which
+# it says; the test waits for the copy as a user would for the "Online" status.
+HAS_IDENTITIES_COPY = """async () => {
+    for (const d of await indexedDB.databases()) {
+        if (!d.name.startsWith('hirondelle-') || d.name.includes('people')) continue;
+        const db = await new Promise((ok, ko) => {
+            const r = indexedDB.open(d.name); r.onsuccess = () => ok(r.result); r.onerror = ko;
+        });
+        try {
+            if (!db.objectStoreNames.contains('meta')) continue;
+            const value = await new Promise((ok, ko) => {
+                const r = db.transaction('meta').objectStore('meta').get('identities');
+                r.onsuccess = () => ok(r.result); r.onerror = ko;
+            });
+            if (Array.isArray(value) && value.length > 0) return true;
+        } finally { db.close(); }
+    }
+    return false;
+}"""
 
 
 def test_sign_in_and_read_a_message(node: JmapNode, context: BrowserContext) -> None:
@@ -134,6 +154,7 @@ def test_offline_reading_moving_and_sending(node: JmapNode, context: BrowserCont
     expect(page.get_by_role("option").filter(has_text="Kept for the train")).to_be_visible()
     expect(page.get_by_role("checkbox", name="Use this computer offline")).to_be_checked()
     wait_until(page, HAS_OFFLINE_COPY)
+    wait_until(page, HAS_IDENTITIES_COPY)
     expect(page.get_by_role("status").filter(has_text="Online")).to_be_visible()
 
     context.set_offline(True)

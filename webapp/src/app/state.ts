@@ -216,9 +216,10 @@ export async function begin(signedIn: SignedIn): Promise<void> {
     synchroniseSoon();
     return;
   }
-  await engine.synchronise().catch(() => undefined);
+  // The identities load beside the first synchronisation, so that the copy can compose
+  // offline as soon as it holds the mail (going offline right after it was made).
+  await Promise.all([engine.synchronise().catch(() => undefined), loadIdentities()]);
   await refresh();
-  await loadIdentities();
   startPush();
   await refreshPeople();
 }

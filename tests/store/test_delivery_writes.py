@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from hirondelle.errors import Reason, Refused
 from hirondelle.mime import parse_message
 from hirondelle.services import Services
-from hirondelle.store import emails, journal, schema
+from hirondelle.store import emails, journal, schema, search
 from hirondelle.store.database import WriteContext
 from tests.messages import simple_message
 from tests.store.test_mail_store import inbox_of, make_account
@@ -189,5 +189,6 @@ async def test_search_tokens_made_by_the_parsing_side_index_alike(services: Serv
             text = "SELECT document::text, headers::text FROM email_search WHERE email_id = %s"
         return [tuple(conn.exec_driver_sql(text, (i,)).one()) for i in ids]
 
+    await services.database.write(lambda ctx: search.index_waiting(ctx.conn, alice.id))
     first, second = await services.database.read(index_rows)
     assert first == second

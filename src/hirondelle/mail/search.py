@@ -60,7 +60,9 @@ from hirondelle.store.search import (
     MAX_INDEXED_CHARS,
     Field,
     fold,
+    has_waiting,
     index_headers,
+    index_waiting,
     pending_headers,
     stored_bodies,
 )
@@ -455,6 +457,7 @@ class _Evaluator:
     zone: tzinfo | None
     now: float
     _headers: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    _index_caught_up: bool = False
 
     async def select(self, criterion: Criterion, domain: list[MessageRow]) -> list[MessageRow]:
         """The rows of ``domain`` that match ``criterion``, in the order of ``domain``."""
@@ -566,6 +569,17 @@ class _Evaluator:
         in_body = _uids(await self._body_contains(criterion.text, rest))
         return [row for row in domain if row.uid in in_header or row.uid in in_body]
 
+    async def _catch_up_index(self) -> None:
+        """Index the account's search documents still waiting (``store.search``: new
+        mail is indexed in batches), once per search, before the index is read: a
+        search sees every message committed before it started."""
+        if self._index_caught_up:
+            return
+        account_id = self.account_id
+        if await self.database.read(lambda conn: has_waiting(conn, account_id)):
+            await self.database.write(lambda ctx: index_waiting(ctx.conn, account_id))
+        self._index_caught_up = True
+
     async def _in_headers(self, text: str, domain: list[MessageRow]) -> set[int]:
         """UIDs of the rows whose header text (every field, decoded) contains ``text``.
 
@@ -574,6 +588,7 @@ class _Evaluator:
         and checked for the substring. Emails stored before the index had headers
         (``search_headers_pending``) are all read, then indexed, once."""
         needle = fold(text)
+        await self._catch_up_index()
 
         def read(conn: Connection) -> tuple[set[int] | None, set[int]]:
             indexed = queries.text_matches(
@@ -605,6 +620,7 @@ class _Evaluator:
         needle = fold(text)
         if not needle or not domain:
             return domain
+        await self._catch_up_index()
         indexed = await self.database.read(
             lambda conn: queries.text_matches(
                 conn,

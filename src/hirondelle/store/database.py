@@ -53,6 +53,15 @@ T = TypeVar("T")
 # fsync, small enough that one slow batch does not delay the first caller much.
 GROUP_COMMIT_MAX = 256
 
+# Deferred work (WriteContext.defer) runs when the writer has had nothing to do for
+# DEFERRED_IDLE_S, and in any case once the oldest deferral is DEFERRED_MAX_DELAY_S old
+# (under a steady load the writer is never idle that long).
+DEFERRED_IDLE_S = 0.05
+DEFERRED_MAX_DELAY_S = 0.5
+
+#: A step of deferred work: a write function that answers whether more of it remains.
+DeferredStep = Callable[["WriteContext"], bool]
+
 
 def now_us() -> int:
     """Current time as integer microseconds since the epoch, the store's timestamp unit."""
@@ -114,6 +123,7 @@ class WriteContext:
     _modseqs: dict[int, int] = field(default_factory=dict)
     _kinds: dict[int, set[str]] = field(default_factory=dict)
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
+    _deferred: list[DeferredStep] = field(default_factory=list)
 
     def next_modseq(self, account_id: int) -> int:
         """The modseq of this write for ``account_id``: bumped once, on first use.
@@ -199,6 +209,16 @@ class WriteContext:
         """Run ``callback`` (in the event loop) once the transaction has committed."""
         self._after_commit.append(callback)
 
+    def defer(self, step: DeferredStep) -> None:
+        """Have the writer run ``step`` later, in a transaction of its own, once this one
+        has committed (not if it rolls back): work that batches better than it runs one
+        write at a time (the search index, ``store/search.py``). The writer repeats the
+        step while it answers True. Deferred work must be derived data whose absence
+        readers make up for: a crash can leave it undone, and it is redone by the next
+        deferral, the next reader, or the next start."""
+        if step not in self._deferred:
+            self._deferred.append(step)
+
     def changes(self) -> list[Change]:
         return [
             Change(
@@ -249,6 +269,9 @@ class Database:
             self.read_engine = engine
             self.write_engine = engine
         self._write_queue: queue.SimpleQueue[_PendingWrite | None] = queue.SimpleQueue()
+        # Deferred steps (WriteContext.defer) in deferral order, with when the first was
+        # deferred; touched by the writer thread only.
+        self._deferred: dict[DeferredStep, float] = {}
         self._writer_thread = threading.Thread(
             target=self._group_writer, name="store-write", daemon=True
         )
@@ -336,10 +359,16 @@ class Database:
             self.bus.publish(change)
 
     def _group_writer(self) -> None:
-        """The writer thread: group commit of whatever writes are waiting."""
+        """The writer thread: group commit of whatever writes are waiting, and deferred
+        work when it is idle or overdue."""
         while True:
-            first = self._write_queue.get()
+            try:
+                first = self._write_queue.get(timeout=self._deferred_wait())
+            except queue.Empty:
+                self._run_deferred_step()
+                continue
             if first is None:
+                self._run_all_deferred()
                 return
             batch = [first]
             while len(batch) < GROUP_COMMIT_MAX:
@@ -352,6 +381,34 @@ class Database:
                     break
                 batch.append(item)
             self._run_batch(batch)
+            if self._deferred and self._deferred_wait() == 0:
+                self._run_deferred_step()
+
+    def _deferred_wait(self) -> float | None:
+        """How long the writer may wait for a write before it runs deferred work."""
+        if not self._deferred:
+            return None
+        oldest = next(iter(self._deferred.values()))
+        return max(0.0, min(DEFERRED_IDLE_S, oldest + DEFERRED_MAX_DELAY_S - time.monotonic()))
+
+    def _run_deferred_step(self) -> None:
+        """Run the oldest deferred step once, in its own transaction."""
+        step, since = next(iter(self._deferred.items()))
+        del self._deferred[step]
+        try:
+            with self.write_engine.connect() as conn, conn.begin():
+                more = step(WriteContext(conn))
+        except Exception:
+            # Derived work: what it left undone is redone by the next deferral or reader.
+            log.exception("deferred store work failed")
+            return
+        if more:
+            self._deferred[step] = since
+
+    def _run_all_deferred(self) -> None:
+        """At close: finish the deferred work, so that a clean stop leaves none behind."""
+        while self._deferred:
+            self._run_deferred_step()
 
     def _run_batch(self, batch: list[_PendingWrite]) -> None:
         live = [item for item in batch if item.future.set_running_or_notify_cancel()]
@@ -371,11 +428,14 @@ class Database:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
+        now = time.monotonic()
         for item, result, ctx, error in outcomes:
             if error is not None:
                 item.future.set_exception(error)
             else:
                 assert ctx is not None
+                for step in ctx._deferred:
+                    self._deferred.setdefault(step, now)
                 item.future.set_result((result, ctx))
 
     def _run_group(

@@ -460,7 +460,7 @@ def _insert_email(
         )
     else:
         refresh_thread_counts(ctx.conn, [thread_id], account_id=account_id)
-    search.index_email(ctx.conn, email_id=email_id, account_id=account_id, document=forms.search)
+    search.index_email(ctx, email_id=email_id, account_id=account_id, document=forms.search)
     ctx.journal_many(account_id, journal_rows)
     return StoredEmail(email_id=email_id, thread_id=thread_id, modseq=modseq, uids=uids)
 

@@ -9,8 +9,8 @@ async driver would need.
 
 Writes on SQLite go through a single writer thread that practises **group commit**: the
 writes waiting when it becomes free are run together in one ``BEGIN IMMEDIATE``
-transaction, each inside a SAVEPOINT so that one failing does not undo the others, and
-share one COMMIT and so one fsync. A caller's ``await`` returns only after that commit,
+transaction and share one COMMIT and so one fsync (if one raises, the group is run
+again with a SAVEPOINT around each write, so that it does not undo the others). A caller's ``await`` returns only after that commit,
 which is what lets SMTP answer 250 and IMAP answer OK to APPEND only once the data is
 durable. PostgreSQL is written the same way, by one writer thread grouping the waiting
 writes in one transaction: as separate transactions on a pool of threads, concurrent
@@ -24,6 +24,10 @@ transactions with any other process writing the same database (another node), so
 modseqs are committed in increasing order; within one process there is one writer.
 After commit, the changes are published on the notification bus, in the loop, in
 modseq order per account.
+
+A write may defer work that batches better than it runs one write at a time
+(:meth:`WriteContext.defer`: the SQLite search index); the writer runs it when idle or
+when it is overdue, in transactions of its own.
 """
 
 from __future__ import annotations

@@ -216,10 +216,11 @@ export async function begin(signedIn: SignedIn): Promise<void> {
     synchroniseSoon();
     return;
   }
-  // The identities load beside the first synchronisation, so that the copy can compose
-  // offline as soon as it holds the mail (going offline right after it was made).
-  await Promise.all([engine.synchronise().catch(() => undefined), loadIdentities()]);
+  await engine.synchronise().catch(() => undefined);
   await refresh();
+  // After the first synchronisation (which opens the JMAP session and so knows the
+  // account): the copy composes offline once it holds them.
+  await loadIdentities();
   startPush();
   await refreshPeople();
 }

@@ -212,3 +212,20 @@ async def test_a_failing_deferred_step_is_logged_and_the_writer_goes_on(
         assert await database.write(lambda ctx: 42) == 42
     finally:
         database.close()
+
+
+async def test_words_with_underscores_are_searched_without_positions(
+    services: Services,
+) -> None:
+    """Regression (migration 0024, detail = column): "_" is a word character for Python
+    but a separator for FTS5, and a quoted "config_file" was a two-token phrase, which an
+    index without positions refuses. Each part is now asked for on its own, and the IMAP
+    substring check keeps the answer exact."""
+    alice = await make_account(services)
+    inbox = await inbox_of(services, alice)
+    await services.mail.deliver(simple_message(body="set config_file to /etc/x\r\n"), [alice.id])
+    await services.mail.deliver(simple_message(body="the file of config\r\n"), [alice.id])
+    assert await _find_body(services, alice.id, inbox.id, "config_file") == [1]
+    assert await _find_body(services, alice.id, inbox.id, "config_fi") == [1]
+    assert await _find_body(services, alice.id, inbox.id, "config") == [1, 2]
+    assert await _find_body(services, alice.id, inbox.id, "___") == []

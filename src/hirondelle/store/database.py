@@ -10,13 +10,13 @@ async driver would need.
 Writes on SQLite go through a single writer thread that practises **group commit**: the
 writes waiting when it becomes free are run together in one ``BEGIN IMMEDIATE``
 transaction and share one COMMIT and so one fsync (if one raises, the group is run
-again with a SAVEPOINT around each write, so that it does not undo the others). A caller's ``await`` returns only after that commit,
-which is what lets SMTP answer 250 and IMAP answer OK to APPEND only once the data is
-durable. PostgreSQL is written the same way, by one writer thread grouping the waiting
-writes in one transaction: as separate transactions on a pool of threads, concurrent
-deliveries to one account queued on its row lock (below), each holding it through its
-own commit, and paid a commit and its round trips each (PostgreSQL LMTP delivery at 16
-connections: 35 -> see the commit message of this change).
+again with a SAVEPOINT around each write, so that it does not undo the others). A
+caller's ``await`` returns only after that commit, which is what lets SMTP answer 250
+and IMAP answer OK to APPEND only once the data is durable. PostgreSQL is written the
+same way, by one writer thread grouping the waiting writes in one transaction: as
+separate transactions on a pool of threads, concurrent deliveries to one account queued
+on its row lock (below), each holding it through its own commit, and paid a commit and
+its round trips each.
 
 Writers serialise per account by bumping ``accounts.modseq`` first
 (:meth:`WriteContext.next_modseq`): on PostgreSQL that row lock orders the writer's

@@ -339,8 +339,15 @@ def matching_ids(
     if conn.dialect.name == "sqlite":
         # FTS5 query syntax: {col1 col2} : "word" * AND ... ; words are quoted, so no
         # user text is ever read as FTS5 operators.
+        # The index keeps no positions (detail = column, migration 0024), so every
+        # quoted string must be one FTS5 token: "_" is a word character for Python's
+        # \w but a separator for FTS5's unicode61, so "foo_bar" asks for both words.
+        # (IMAP then checks the substring on the candidates.)
         column_filter = "{" + " ".join(sorted(f.value for f in fields)) + "} : "
-        fts_query = " AND ".join(f'{column_filter}"{w}" *' for w in query_words)
+        fts_words = [part for word in query_words for part in word.split("_") if part]
+        if not fts_words:
+            return None
+        fts_query = " AND ".join(f'{column_filter}"{w}" *' for w in fts_words)
         return (
             sa.select(sa.column("rowid", sa.Integer))
             .select_from(sa.table("email_search_fts"))

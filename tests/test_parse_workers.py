@@ -42,16 +42,24 @@ async def test_a_worker_gives_what_a_parse_here_gives() -> None:
 
 async def test_a_killed_worker_is_replaced_and_the_delivery_goes_on(services: Services) -> None:
     account = await make_account(services)
-    first = await services.mail.deliver(simple_message(subject="Before"), [account.id])
-    assert first[0].stored is not None
+    # Two at once: a lone small message is parsed on a thread (see the next test), the
+    # second of two in flight goes to a worker.
+    first = await asyncio.gather(
+        services.mail.deliver(simple_message(subject="Before 1"), [account.id]),
+        services.mail.deliver(simple_message(subject="Before 2"), [account.id]),
+    )
+    assert all(outcome[0].stored is not None for outcome in first)
     killed = services.mail.parse_workers.worker_pids()
     assert killed
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
-    second = await services.mail.deliver(simple_message(subject="After"), [account.id])
-    assert second[0].stored is not None
+    second = await asyncio.gather(
+        services.mail.deliver(simple_message(subject="After 1"), [account.id]),
+        services.mail.deliver(simple_message(subject="After 2"), [account.id]),
+    )
+    assert all(outcome[0].stored is not None for outcome in second)
     assert not set(services.mail.parse_workers.worker_pids()) & set(killed)
-    # Both are in the Inbox, whole.
+    # All are in the Inbox, whole.
     subjects = await services.database.read(
         lambda c: sorted(
             row[0]
@@ -60,7 +68,28 @@ async def test_a_killed_worker_is_replaced_and_the_delivery_goes_on(services: Se
             )
         )
     )
-    assert subjects == ["After", "Before"]
+    assert subjects == ["After 1", "After 2", "Before 1", "Before 2"]
+
+
+async def test_a_lone_small_message_is_parsed_here_and_overlapping_ones_by_workers() -> None:
+    """``light`` tasks: with nothing else in flight a thread of this process parses (no
+    round trip to a worker); tasks that overlap go to the workers."""
+    workers = ParseWorkers(2)
+    try:
+        raw = simple_message(subject="Alone")
+        alone = await workers.run(parse_small, raw, light=True)
+        assert alone.parsed == parse_message(canonicalize_line_endings(raw))
+        assert workers.worker_pids() == []
+        messages = [simple_message(subject=f"N{n}") for n in range(4)]
+        together = await asyncio.gather(
+            *(workers.run(parse_small, message, light=True) for message in messages)
+        )
+        assert [done.parsed.subject for done in together] == ["N0", "N1", "N2", "N3"]
+        assert workers.worker_pids()
+        # Not light (a big message's parse): a worker, even alone.
+        await workers.run(parse_small, raw)
+    finally:
+        workers.close()
 
 
 async def test_parse_processes_zero_parses_on_threads(settings: Settings) -> None:

@@ -192,3 +192,31 @@ async def test_search_tokens_made_by_the_parsing_side_index_alike(services: Serv
     await services.database.write(lambda ctx: search.index_waiting(ctx.conn, alice.id))
     first, second = await services.database.read(index_rows)
     assert first == second
+
+
+async def test_an_email_id_is_never_given_twice(services: Services) -> None:
+    """Regression (SQLite, migration 0025): the id was MAX(id) + 1, so the email after an
+    expunged newest one got its id again, and JMAP Email/changes named one id for two
+    messages (RFC 8620 §1.2). Also after an account and its mail are removed."""
+    alice = await make_account(services)
+    bob = await make_account(services, "bob@example.test")
+    inbox = await inbox_of(services, alice)
+    first = await services.mail.deliver(simple_message(subject="First"), [alice.id])
+    newest = await services.mail.deliver(simple_message(subject="Newest"), [alice.id])
+    newest_id = newest[0].stored.email_id  # type: ignore[union-attr]
+    assert newest_id > first[0].stored.email_id  # type: ignore[union-attr]
+    await services.database.write(
+        lambda ctx: emails.remove_from_mailbox(
+            ctx, account_id=alice.id, mailbox_id=inbox.id, uids=[2]
+        )
+    )
+    after = await services.mail.deliver(simple_message(subject="After"), [alice.id])
+    after_id = after[0].stored.email_id  # type: ignore[union-attr]
+    assert after_id > newest_id
+    await services.mail.deliver(simple_message(subject="Bob's last"), [bob.id])
+    bobs_last = await services.database.read(
+        lambda c: c.execute(sa.select(sa.func.max(schema.emails.c.id))).scalar_one()
+    )
+    await services.accounts.remove_account("bob@example.test")
+    later = await services.mail.deliver(simple_message(subject="Later"), [alice.id])
+    assert later[0].stored.email_id > bobs_last  # type: ignore[union-attr]

@@ -247,6 +247,9 @@ def delete_account(ctx: WriteContext, address: str) -> list[str]:
             )
         )
     )
+    from hirondelle.store.emails import keep_email_ids_unique
+
+    keep_email_ids_unique(ctx.conn)
     ctx.conn.execute(schema.emails.delete().where(schema.emails.c.account_id == account.id))
     ctx.conn.execute(schema.mailboxes.delete().where(schema.mailboxes.c.account_id == account.id))
     ctx.conn.execute(

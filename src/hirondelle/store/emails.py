@@ -220,8 +220,8 @@ _INSERT_INLINE = DriverStatement(
 )
 # The id is chosen in the statement so that a message starting a thread names its own
 # id as thread id at once (no UPDATE after): ``COALESCE(existing thread, new id)``. On
-# SQLite the id is the one SQLite itself gives a rowid table without AUTOINCREMENT (one
-# more than the largest; 1 when empty), on PostgreSQL the column's sequence.
+# SQLite one more than the largest id there is or ever was (``email_id_floor``,
+# migration 0025: ids are never given twice), on PostgreSQL the column's sequence.
 _INSERT_EMAIL_TEXT = (
     "WITH next_id AS (SELECT {next_id} AS n)"
     " INSERT INTO emails (id, thread_id, account_id, blob_hash, size, received_at, sent_at,"
@@ -232,7 +232,10 @@ _INSERT_EMAIL_TEXT = (
 )
 _INSERT_EMAIL = {
     "sqlite": DriverStatement(
-        _INSERT_EMAIL_TEXT.format(next_id="(SELECT COALESCE(MAX(id), 0) + 1 FROM emails)")
+        _INSERT_EMAIL_TEXT.format(
+            next_id="(SELECT max(COALESCE((SELECT MAX(id) FROM emails), 0),"
+            " (SELECT value FROM email_id_floor)) + 1)"
+        )
     ).text("sqlite"),
     "postgresql": DriverStatement(
         _INSERT_EMAIL_TEXT.format(next_id="nextval(pg_get_serial_sequence('emails', 'id'))")
@@ -874,8 +877,20 @@ def remove_from_mailbox(
     return removed_uids
 
 
+def keep_email_ids_unique(conn: Connection) -> None:
+    """Before emails are deleted (SQLite): raise the id floor to the largest id given so
+    far, so that no later email gets a destroyed one's id (migration 0025; PostgreSQL's
+    sequence never goes back)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            "UPDATE email_id_floor SET value ="
+            " max(value, COALESCE((SELECT MAX(id) FROM emails), 0))"
+        )
+
+
 def _destroy_emails(conn: Connection, account_id: int, email_ids: list[int]) -> None:
     e = schema.emails
+    keep_email_ids_unique(conn)
     rows = conn.execute(sa.select(e.c.blob_hash, e.c.size).where(e.c.id.in_(email_ids))).all()
     freed = sum(size for _, size in rows)
     search.remove_emails(conn, email_ids)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hirondelle.mime import Address, parse_message
 from hirondelle.mime.addresses import decoded_addresses, parse_address_list
@@ -249,3 +251,41 @@ def test_domain_stops_at_a_character_that_cannot_be_in_a_domain() -> None:
 
 def test_lone_carriage_return_in_a_header_becomes_a_space() -> None:
     assert parse_message(b"Subject: fold it\rCc\r\n\r\n").subject == "fold it Cc"
+
+
+def test_a_long_header_value_is_cut_between_utf8_characters() -> None:
+    """Regression: JMAP header values over 16 KB were cut at a byte count; a cut inside a
+    UTF-8 sequence made the whole value decode as ISO-8859-1 ("Ã©" for "é")."""
+    from hirondelle.mime import parse_message
+    from hirondelle.mime.headers import decode_header_bytes
+    from hirondelle.mime.jmap import MAX_HEADER_VALUE, header_value_prefix
+
+    # Through the parse: the JMAP structure's header value (Email/get bodyStructure).
+    # The raw value keeps its leading space: the first "é" straddles the limit.
+    value = "x" * (MAX_HEADER_VALUE - 2) + "é" * 10
+    raw = f"X-Long: {value}\r\nSubject: t\r\n\r\nbody\r\n".encode()
+    fields = parse_message(raw).jmap_body_structure["headers"]
+    long = next(field["value"] for field in fields if field["name"] == "X-Long")
+    assert "Ã" not in long
+    assert long.strip() == "x" * (MAX_HEADER_VALUE - 2)
+    for width, character in ((2, "é"), (3, "€"), (4, "𝄞")):
+        for offset in range(width):
+            data = ("x" * (MAX_HEADER_VALUE - offset - 1) + character * 3).encode()
+            cut = header_value_prefix(data)
+            assert len(cut) <= MAX_HEADER_VALUE
+            text = decode_header_bytes(cut)
+            assert text == cut.decode("utf-8")  # still UTF-8, not ISO-8859-1
+            assert text.rstrip(character) == "x" * (MAX_HEADER_VALUE - offset - 1)
+    latin = b"caf\xe9 " * 5000
+    assert decode_header_bytes(header_value_prefix(latin)).startswith("café café")
+
+
+@given(st.text(min_size=0, max_size=40), st.integers(min_value=0, max_value=60))
+def test_a_cut_header_value_is_a_prefix_that_decodes(text: str, limit: int) -> None:
+    from hirondelle.mime.jmap import header_value_prefix
+
+    raw = text.encode()
+    cut = header_value_prefix(raw, limit)
+    assert raw.startswith(cut) and len(cut) <= limit
+    cut.decode("utf-8")  # never raises: whole characters only
+    assert len(cut) >= min(len(raw), limit) - 3

@@ -20,6 +20,25 @@ MAX_HEADER_VALUE = 16_384
 """Longer header values are truncated in the JMAP ``headers`` list."""
 
 
+def header_value_prefix(raw: bytes, limit: int = MAX_HEADER_VALUE) -> bytes:
+    """``raw`` cut to at most ``limit`` octets, never inside a UTF-8 sequence: a value cut
+    in the middle of one is no longer UTF-8, and :func:`decode_header_bytes` would then
+    read all of it as ISO-8859-1 (every accented letter garbled)."""
+    if len(raw) <= limit:
+        return raw
+    cut = raw[:limit]
+    end = len(cut) - 1
+    continuation = 0
+    while end >= 0 and continuation < 3 and 0x80 <= cut[end] <= 0xBF:
+        end -= 1
+        continuation += 1
+    if end >= 0 and cut[end] >= 0xC0:
+        needed = 2 if cut[end] < 0xE0 else 3 if cut[end] < 0xF0 else 4
+        if continuation + 1 < needed:
+            return cut[:end]
+    return cut
+
+
 def part_filename(part: Part) -> str | None:
     """RFC 8621 §4.1.4 ``name``: Content-Disposition filename, else Content-Type name;
     RFC 2231 extended values and RFC 2047 encoded-words (as Outlook/Gmail write them in
@@ -90,7 +109,7 @@ def _build(
         "headers": [
             {
                 "name": field.name,
-                "value": decode_header_bytes(field.raw_value[:MAX_HEADER_VALUE]),
+                "value": decode_header_bytes(header_value_prefix(field.raw_value)),
             }
             for field in part.headers.fields
         ],

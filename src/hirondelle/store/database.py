@@ -33,6 +33,7 @@ when it is overdue, in transactions of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import queue
@@ -101,6 +102,22 @@ class DriverStatement:
 def driver_cursor(conn: Connection) -> Any:
     """The DBAPI cursor of ``conn``, inside its transaction (for :class:`DriverStatement`)."""
     return conn.connection.cursor()
+
+
+def driver_pipeline(conn: Connection) -> contextlib.AbstractContextManager[Any]:
+    """PostgreSQL: psycopg's pipeline mode around a run of driver-level statements. A
+    statement whose result is not read is sent without waiting for its round trip; a
+    fetch waits for what it needs; the end of the block waits for the rest and raises
+    their errors there, inside the caller's write. Only driver-level statements may run
+    inside: SQLAlchemy reads a statement's ``description`` at once, which the pipeline
+    leaves empty until a sync (a ``RETURNING`` would look like "no rows"). SQLite: no
+    round trips, nothing to do."""
+    if conn.dialect.name != "postgresql":
+        return contextlib.nullcontext()
+    driver = conn.connection.driver_connection
+    assert driver is not None  # a checked-out connection
+    pipeline: contextlib.AbstractContextManager[Any] = driver.pipeline()
+    return pipeline
 
 
 _BUMP_MODSEQ = DriverStatement(

@@ -34,7 +34,13 @@ from hirondelle.mime import ParsedMessage
 from hirondelle.mime.headers import decode_words, unfold
 from hirondelle.store import schema, search
 from hirondelle.store.blobs import BlobRef
-from hirondelle.store.database import DriverStatement, WriteContext, driver_cursor, now_us
+from hirondelle.store.database import (
+    DriverStatement,
+    WriteContext,
+    driver_cursor,
+    driver_pipeline,
+    now_us,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,19 +323,23 @@ def insert_email(
     dialect = conn.dialect.name
     cursor = driver_cursor(conn)
     try:
-        return _insert_email(
-            ctx,
-            cursor,
-            dialect,
-            account_id=account_id,
-            mailbox_ids=mailbox_ids,
-            parsed=parsed,
-            blob=blob,
-            keywords=serialize_keywords(keywords),
-            received_at=received_at,
-            enforce_quota=enforce_quota,
-            forms=forms or derived_forms(parsed),
-        )
+        # PostgreSQL: the statements whose results are not read (blob, Message-IDs,
+        # membership, counters, search, journal) go without a round trip each: 5 waits a
+        # delivery instead of 12 for the one writer thread.
+        with driver_pipeline(conn):
+            return _insert_email(
+                ctx,
+                cursor,
+                dialect,
+                account_id=account_id,
+                mailbox_ids=mailbox_ids,
+                parsed=parsed,
+                blob=blob,
+                keywords=serialize_keywords(keywords),
+                received_at=received_at,
+                enforce_quota=enforce_quota,
+                forms=forms or derived_forms(parsed),
+            )
     finally:
         cursor.close()
 

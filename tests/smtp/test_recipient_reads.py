@@ -128,3 +128,40 @@ async def test_a_cancelled_lookup_leaves_the_others(services: Services) -> None:
     assert resolution.local[0].address == "bob@example.test"
     with pytest.raises(asyncio.CancelledError):
         await left
+
+
+async def test_a_lookup_that_breaks_the_transaction_fails_alone(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (PostgreSQL): a database error in one lookup aborted the batch's
+    transaction, and every later lookup of the batch failed with it ("current
+    transaction is aborted"). They are now read again in a batch of their own."""
+    from hirondelle.mail import submission
+
+    await _setup(services)
+    original = submission._read_recipient
+
+    def breaking(conn, normalized):  # type: ignore[no-untyped-def]
+        if normalized.startswith("boom@"):
+            conn.exec_driver_sql("SELECT * FROM no_such_table")
+        return original(conn, normalized)
+
+    monkeypatch.setattr(submission, "_read_recipient", breaking)
+    results = await asyncio.gather(
+        *(
+            services.transport.check_recipient(address, may_relay=False)
+            for address in (
+                "alice@example.test",
+                "boom@example.test",
+                "bob@example.test",
+                "team@example.test",
+            )
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], Exception) and "no_such_table" in str(results[1])
+    assert [r.local[0].address for r in (results[0], results[2])] == [  # type: ignore[union-attr]
+        "alice@example.test",
+        "bob@example.test",
+    ]
+    assert not isinstance(results[3], BaseException) and results[3].local

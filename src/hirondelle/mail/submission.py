@@ -398,16 +398,22 @@ class _RecipientReads:
         task.add_done_callback(self._running.discard)
 
     async def _read(self, batch: list[tuple[str, asyncio.Future[_RecipientRead]]]) -> None:
-        def read(conn: Connection) -> list[_RecipientRead | Exception]:
-            found: list[_RecipientRead | Exception] = []
+        def read(conn: Connection) -> list[_RecipientRead | Exception | None]:
+            found: list[_RecipientRead | Exception | None] = []
             for normalized, _ in batch:
                 try:
                     found.append(_read_recipient(conn, normalized))
                 except Exception as error:  # that lookup's own failure, given to it
                     found.append(error)
+                    if conn.dialect.name == "postgresql":
+                        # The error aborted PostgreSQL's transaction: every later
+                        # statement in it would fail too. The lookups not made yet
+                        # (None) are read again in a new batch.
+                        found.extend([None] * (len(batch) - len(found)))
+                        break
             return found
 
-        results: list[_RecipientRead | Exception]
+        results: list[_RecipientRead | Exception | None]
         try:
             results = await self.database.read(read)
         except Exception as error:
@@ -416,13 +422,20 @@ class _RecipientReads:
             for _, future in batch:
                 future.cancel()
             raise
-        for (_, future), result in zip(batch, results, strict=True):
+        again: list[tuple[str, asyncio.Future[_RecipientRead]]] = []
+        for (normalized, future), result in zip(batch, results, strict=True):
             if future.done():  # its RCPT was cancelled (the client left)
                 continue
-            if isinstance(result, Exception):
+            if result is None:
+                again.append((normalized, future))
+            elif isinstance(result, Exception):
                 future.set_exception(result)
             else:
                 future.set_result(result)
+        if again:
+            if not self._pending:
+                asyncio.get_running_loop().call_soon(self._flush)
+            self._pending.extend(again)
 
 
 def _notice_policy(requiretls: bool) -> TlsPolicy:

@@ -205,7 +205,7 @@ export async function begin(signedIn: SignedIn): Promise<void> {
   phase.value = "signed-in";
   if (signedIn.csrfToken !== "") status.value = "synchronising";
   await refresh();
-  addEventListener("online", synchroniseSoon);
+  addEventListener("online", cameOnline);
   addEventListener("offline", wentOffline);
   retryTimer = setInterval(() => {
     if (status.value === "offline") synchroniseSoon();
@@ -271,6 +271,25 @@ async function checkSession(): Promise<boolean> {
     return false;
   }
   return true;
+}
+
+/** Delays after the browser says "online" at which a copy still offline tries again. */
+const ONLINE_RETRY_MS = [1_000, 3_000, 7_000];
+let onlineRetries: ReturnType<typeof setTimeout>[] = [];
+
+/**
+ * The browser says the network is back: synchronise now, and again shortly if that
+ * first attempt did not get through (the event can come a moment before requests do),
+ * rather than waiting for the next periodic retry.
+ */
+function cameOnline(): void {
+  for (const timer of onlineRetries) clearTimeout(timer);
+  onlineRetries = ONLINE_RETRY_MS.map((delay) =>
+    setTimeout(() => {
+      if (status.value === "offline") synchroniseSoon();
+    }, delay),
+  );
+  synchroniseSoon();
 }
 
 function synchroniseSoon(): void {
@@ -361,8 +380,10 @@ export async function end({ serverSession = true }: { serverSession?: boolean } 
   stopPush?.();
   stopPush = null;
   if (retryTimer !== null) clearInterval(retryTimer);
-  removeEventListener("online", synchroniseSoon);
+  removeEventListener("online", cameOnline);
   removeEventListener("offline", wentOffline);
+  for (const timer of onlineRetries) clearTimeout(timer);
+  onlineRetries = [];
   await engine?.purge();
   engine = null;
   client = null;
